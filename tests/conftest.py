@@ -1,0 +1,32 @@
+import os
+import os.path as osp
+
+import pytest
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+@pytest.fixture(scope='session')
+def repo_root():
+    return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def shapes_root(tmp_path_factory):
+    """A small synthetic data set shared by the whole session (read-only for tests)."""
+    from mmxsam.datasets.synthetic import ShapesConfig, generate_shapes_dataset
+    root = str(tmp_path_factory.mktemp('shapes'))
+    generate_shapes_dataset(root, ShapesConfig(num_train=24, num_val=12, seed=3), progress=False)
+    return root
+
+
+@pytest.fixture
+def in_repo_root(monkeypatch):
+    """Run from the repository root (configs use relative paths such as ``data/shapes/``)."""
+    monkeypatch.chdir(REPO_ROOT)
+    return REPO_ROOT
+
+
+def pytest_configure(config):
+    # keep threads low: CI machines have 2 cores
+    os.environ.setdefault('OMP_NUM_THREADS', '2')
