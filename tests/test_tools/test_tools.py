@@ -9,6 +9,18 @@ import pytest
 BASELINE = 'configs/baselines/mask2former_r18_tiny_shapes_panoptic.py'
 
 
+def shapes_overrides(root):
+    """--cfg-options pointing every data path of the baseline config at ``root``."""
+    out = []
+    for split in ('train', 'val', 'test'):
+        out.append(f'{split}_dataloader.dataset.data_root={root}')
+    for ev in ('val_evaluator', 'test_evaluator'):
+        out += [f'{ev}.0.ann_file={root}/annotations/panoptic_val.json',
+                f'{ev}.0.seg_prefix={root}/annotations/panoptic_val/',
+                f'{ev}.1.ann_file={root}/annotations/instances_val.json']
+    return out
+
+
 def run(repo_root, *args, timeout=600):
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     return subprocess.run([sys.executable, *args], cwd=repo_root, capture_output=True, text=True, timeout=timeout,
@@ -35,11 +47,7 @@ def test_generate_shapes_cli_rejects_bad_parameters(repo_root, tmp_path):
 @pytest.mark.slow
 def test_train_then_test(repo_root, shapes_root, tmp_path):
     work = str(tmp_path / 'work')
-    data = [f'train_dataloader.dataset.data_root={shapes_root}', f'val_dataloader.dataset.data_root={shapes_root}',
-            f'test_dataloader.dataset.data_root={shapes_root}',
-            f'test_evaluator.0.ann_file={shapes_root}/annotations/panoptic_val.json',
-            f'test_evaluator.0.seg_prefix={shapes_root}/annotations/panoptic_val/',
-            f'test_evaluator.1.ann_file={shapes_root}/annotations/instances_val.json']
+    data = shapes_overrides(shapes_root)
     out = run(repo_root, 'tools/train.py', BASELINE, '--work-dir', work, '--cfg-options', 'train_cfg.max_iters=2',
               'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=2', *data)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -89,7 +97,7 @@ def test_dist_train_two_cpu_processes(repo_root, shapes_root, tmp_path):
     out = subprocess.run(
         ['bash', 'tools/dist_train.sh', BASELINE, '2', '--work-dir', work, '--cfg-options', 'train_cfg.max_iters=2',
          'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1',
-         f'train_dataloader.dataset.data_root={shapes_root}'],
+         *shapes_overrides(shapes_root)],
         cwd=repo_root, capture_output=True, text=True, timeout=600, env=env)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
