@@ -1,0 +1,3 @@
+from .xsam_pixel_decoder import XSAMPixelDecoder
+
+__all__ = ['XSAMPixelDecoder']
