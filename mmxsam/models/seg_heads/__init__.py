@@ -1,0 +1,4 @@
+"""Segmentation post-processing heads (panoptic / instance / semantic fusion)."""
+from .xsam_fusion_head import XSAMFusionHead
+
+__all__ = ['XSAMFusionHead']
