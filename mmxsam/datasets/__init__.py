@@ -1,3 +1,3 @@
-from . import synthetic, utils  # noqa: F401
+from . import synthetic, transforms, utils  # noqa: F401
 
-__all__ = ['synthetic', 'utils']
+__all__ = ['synthetic', 'transforms', 'utils']

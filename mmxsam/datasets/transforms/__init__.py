@@ -1,0 +1,3 @@
+from .center_crop import CenterCropDet
+
+__all__ = ['CenterCropDet']
