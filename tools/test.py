@@ -1,7 +1,11 @@
 # Evaluate a checkpoint. Same arguments as mmdet's tools/test.py (without TTA).
 import argparse
 import os
+import sys
 import os.path as osp
+
+# the repository root, so that configs can import plugins from projects/ (mmdet's convention)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmengine.config import DictAction
 

@@ -1,6 +1,10 @@
 # Train an mmxsam (or any mmdet) model. Same arguments as mmdet's tools/train.py.
 import argparse
 import os
+import sys
+
+# the repository root, so that configs can import plugins from projects/ (mmdet's convention)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmengine.config import DictAction
 

@@ -90,13 +90,15 @@ def test_dist_train_usage_message(repo_root):
 
 
 @pytest.mark.slow
-def test_dist_train_two_cpu_processes(repo_root, shapes_root, tmp_path):
+@pytest.mark.parametrize('config', [BASELINE, 'configs/xsam/tiny_seg_finetune.py'])
+def test_dist_train_two_cpu_processes(repo_root, shapes_root, tmp_path, config):
     """tools/dist_train.sh CONFIG 2 on a machine without CUDA: gloo, DDP on CPU, both ranks train."""
     work = str(tmp_path / 'dist')
     env = dict(os.environ, PYTHON=sys.executable, PORT='29531', PYTHONUNBUFFERED='1')
     out = subprocess.run(
-        ['bash', 'tools/dist_train.sh', BASELINE, '2', '--work-dir', work, '--cfg-options', 'train_cfg.max_iters=2',
+        ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', work, '--cfg-options', 'train_cfg.max_iters=2',
          'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1',
+         'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
          *shapes_overrides(shapes_root)],
         cwd=repo_root, capture_output=True, text=True, timeout=600, env=env)
     log = out.stdout + out.stderr

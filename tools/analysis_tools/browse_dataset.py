@@ -3,6 +3,10 @@
 import argparse
 import os
 import os.path as osp
+import sys
+
+# the repository root, so that configs can import plugins from projects/ (mmdet's convention)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
