@@ -71,8 +71,8 @@ else
         || { echo "mmcv was installed but mmcv.ops does not import" >&2; exit 1; }
 fi
 
-step "mmdet, mmpretrain, transformers, pycocotools, scipy, pytest"
-"${PIP[@]}" -q "mmdet==3.3.0" "mmpretrain==1.2.0" "transformers>=4.57,<4.58" \
+step "mmdet, mmpretrain, transformers, peft, pycocotools, scipy, pytest"
+"${PIP[@]}" -q "mmdet==3.3.0" "mmpretrain==1.2.0" "transformers>=4.57,<4.58" "peft>=0.13" \
     pycocotools scipy "pytest>=7" "tokenizers>=0.22"
 
 step "deepspeed 0.18.9 (no build isolation: its build imports torch)"
