@@ -1,3 +1,3 @@
-from . import synthetic, transforms, utils  # noqa: F401
+from . import samplers, synthetic, transforms, utils, wrappers  # noqa: F401
 
-__all__ = ['synthetic', 'transforms', 'utils']
+__all__ = ['samplers', 'synthetic', 'transforms', 'utils', 'wrappers']

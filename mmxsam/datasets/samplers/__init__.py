@@ -1,0 +1,3 @@
+from .source_grouped_sampler import SourceGroupedSampler
+
+__all__ = ['SourceGroupedSampler']

@@ -1,0 +1,3 @@
+from .balanced_concat_dataset import BalancedConcatDataset
+
+__all__ = ['BalancedConcatDataset']
