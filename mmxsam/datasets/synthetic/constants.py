@@ -54,11 +54,11 @@ CORNERS: Dict[str, int] = {c[1]: c[2] for c in THING_CATEGORIES}
 
 
 def clean_category_name(name: str) -> str:
-    """X-SAM's name cleaning: lower case, ``-merged``/``-other``/``-stuff`` removed (``sky-other-merged`` -> ``sky``)."""
-    name = name.lower()
+    """X-SAM's name cleaning: ``-merged``/``-other``/``-stuff`` removed, other hyphens become spaces, lower case
+    (``sky-other-merged`` -> ``sky``, ``wall-brick`` -> ``wall brick``)."""
     for suffix in ('-merged', '-other', '-stuff'):
         name = name.replace(suffix, '')
-    return name.strip()
+    return name.replace('-', ' ').lower().strip()
 
 
 def _palette() -> Dict[int, Tuple[int, int, int]]:

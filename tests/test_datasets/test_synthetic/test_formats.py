@@ -287,3 +287,4 @@ def test_category_names_clean_like_xsam():
     assert clean_category_name('Wall-Other-Merged') == 'wall'
     assert clean_category_name('grass-merged') == 'grass'
     assert clean_category_name('playingfield-stuff') == 'playingfield'
+    assert clean_category_name('wall-brick') == 'wall brick'
