@@ -56,9 +56,10 @@ CORNERS: Dict[str, int] = {c[1]: c[2] for c in THING_CATEGORIES}
 def clean_category_name(name: str) -> str:
     """X-SAM's name cleaning: ``-merged``/``-other``/``-stuff`` removed, other hyphens become spaces, lower case
     (``sky-other-merged`` -> ``sky``, ``wall-brick`` -> ``wall brick``)."""
+    name = name.lower()
     for suffix in ('-merged', '-other', '-stuff'):
         name = name.replace(suffix, '')
-    return name.replace('-', ' ').lower().strip()
+    return name.replace('-', ' ').strip()
 
 
 def _palette() -> Dict[int, Tuple[int, int, int]]:
