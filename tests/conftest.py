@@ -30,3 +30,14 @@ def in_repo_root(monkeypatch):
 def pytest_configure(config):
     # keep threads low: CI machines have 2 cores
     os.environ.setdefault('OMP_NUM_THREADS', '2')
+
+
+@pytest.fixture(scope='session')
+def tiny_tokenizer_dir(shapes_root, tmp_path_factory):
+    """The tiny Phi-3-style tokenizer trained on the session's synthetic data (HF folder)."""
+    import glob
+    from mmxsam.models.language import EXTRA_CORPUS, build_tiny_tokenizer, iter_json_strings
+    out = str(tmp_path_factory.mktemp('tokenizer'))
+    files = sorted(glob.glob(os.path.join(shapes_root, '**', '*.json'), recursive=True))
+    build_tiny_tokenizer(list(iter_json_strings(files)) + list(EXTRA_CORPUS), out, vocab_size=512)
+    return out
