@@ -33,7 +33,7 @@ from transformers import (AutoConfig, CLIPVisionConfig, CLIPVisionModel, Pretrai
                           PreTrainedModel, Siglip2VisionConfig, Siglip2VisionModel,
                           SiglipVisionConfig, SiglipVisionModel)
 
-from .sam_vit import DType, _to_dtype
+from ..utils.hf_utils import DType, freeze_modules, resolve_dtype
 
 # vision config class -> (family, HF model class)
 _TOWERS: Dict[type, Tuple[str, type]] = {
@@ -128,7 +128,7 @@ class HFVisionEncoder(BaseModule):
         hf_kwargs = dict(hf_kwargs or {})
         kwargs = dict(hf_kwargs)
         if torch_dtype is not None:
-            kwargs['dtype'] = _to_dtype(torch_dtype)
+            kwargs['dtype'] = resolve_dtype(torch_dtype)
         if attn_implementation is not None:
             kwargs['attn_implementation'] = attn_implementation
 
@@ -205,10 +205,7 @@ class HFVisionEncoder(BaseModule):
         return unused if head is None else [*unused, head]
 
     def _freeze(self) -> None:
-        for m in self._frozen_modules():
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad_(False)
+        freeze_modules(self._frozen_modules())
 
     def train(self, mode: bool = True) -> 'HFVisionEncoder':
         super().train(mode)

@@ -17,17 +17,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 from transformers import SamVisionConfig, SamVisionModel
 
-DType = Union[str, torch.dtype]
-
-
-def _to_dtype(dtype: Optional[DType]) -> Optional[Union[str, torch.dtype]]:
-    """``'bfloat16'`` -> ``torch.bfloat16`` (``'auto'`` and dtypes pass through)."""
-    if isinstance(dtype, str) and dtype != 'auto':
-        resolved = getattr(torch, dtype, None)
-        if not isinstance(resolved, torch.dtype):
-            raise ValueError(f'torch_dtype must name a torch dtype, got {dtype!r}')
-        return resolved
-    return dtype
+from ..utils.hf_utils import DType, freeze_modules, resolve_dtype
 
 
 @MODELS.register_module()
@@ -85,7 +75,7 @@ class SAMViTBackbone(BaseModule):
                              f'{attn_implementation!r}')
         kwargs = dict(hf_kwargs or {})
         if torch_dtype is not None:
-            kwargs['dtype'] = _to_dtype(torch_dtype)
+            kwargs['dtype'] = resolve_dtype(torch_dtype)
         if attn_implementation is not None:
             kwargs['attn_implementation'] = attn_implementation
         if name_or_path is not None:
@@ -140,10 +130,7 @@ class SAMViTBackbone(BaseModule):
         """requires_grad=False and eval mode for the frozen parts."""
         if self.frozen_stages >= 0 and self.encoder.pos_embed is not None:
             self.encoder.pos_embed.requires_grad_(False)
-        for m in self._frozen_modules():
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad_(False)
+        freeze_modules(self._frozen_modules())
 
     def train(self, mode: bool = True) -> 'SAMViTBackbone':
         super().train(mode)

@@ -12,27 +12,14 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from ..utils.hf_utils import DType, resolve_dtype
 from .chat_template import ChatTemplate, ChatTemplateLike, get_chat_template
 from .constants import PHRASE_END_TOKEN, PHRASE_START_TOKEN, SEG_TOKEN
 from .conversation import build_tokenizer
 
-DType = Union[str, torch.dtype]
-
 #: keys of the ``lora`` dict -> their defaults
 LORA_DEFAULTS = dict(r=8, alpha=16, dropout=0.05, target_modules='all-linear', bias='none',
                      modules_to_save=None, train_new_tokens=True)
-
-
-def _to_dtype(dtype: Optional[DType]) -> Optional[Union[str, torch.dtype]]:
-    """``'bfloat16'`` -> ``torch.bfloat16`` (``'auto'``, ``None`` and dtypes pass through)."""
-    if isinstance(dtype, str) and dtype != 'auto':
-        resolved = getattr(torch, dtype, None)
-        if not isinstance(resolved, torch.dtype):
-            raise ValueError(f'torch_dtype must name a torch dtype, got {dtype!r}')
-        return resolved
-    if dtype is not None and not isinstance(dtype, (str, torch.dtype)):
-        raise TypeError(f'torch_dtype must be a str or torch.dtype, got {type(dtype).__name__}')
-    return dtype
 
 
 def _module_name(model: nn.Module, module: nn.Module) -> str:
@@ -114,7 +101,7 @@ class HFCausalLM(BaseModule):
         self.chat_template: ChatTemplate = get_chat_template(chat_template)
         self.freeze = freeze
 
-        model = self._build_model(name_or_path, config, _to_dtype(torch_dtype), attn_implementation,
+        model = self._build_model(name_or_path, config, resolve_dtype(torch_dtype), attn_implementation,
                                   dict(hf_kwargs or {}))
         self.tokenizer = None if tokenizer is None else build_tokenizer(tokenizer)
         if self.tokenizer is not None:
