@@ -1,4 +1,4 @@
-from . import samplers, synthetic, transforms, utils, wrappers  # noqa: F401
+from . import prompts, samplers, synthetic, transforms, utils, wrappers  # noqa: F401
 from .xsam_base_dataset import XSAMBaseDataset
 
-__all__ = ['XSAMBaseDataset', 'samplers', 'synthetic', 'transforms', 'utils', 'wrappers']
+__all__ = ['XSAMBaseDataset', 'prompts', 'samplers', 'synthetic', 'transforms', 'utils', 'wrappers']
