@@ -39,7 +39,8 @@ step "check interpreter (Python >= 3.9)"
 "$PY" -c 'import sys; assert sys.version_info >= (3, 9), sys.version'
 
 step "build tools (setuptools<82, wheel, ninja, psutil)"
-"$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+# a newer pip is nice to have, not needed: every step below works with the venv's own pip (23.x)
+"$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || echo "    (pip self-upgrade skipped)"
 "${PIP[@]}" -q "setuptools>=77,<82" wheel ninja psutil
 
 if [ "${MMXSAM_KEEP_TORCH:-0}" = "1" ]; then
