@@ -89,3 +89,18 @@ def test_bad_records_are_named(vgd_record, tiny_tokenizer_dir):
         conversation_pairs([{'from': 'human', 'value': 'a'}, {'from': 'human', 'value': 'b'}], 'sample 3')
     with pytest.raises(ValueError, match='empty conversation'):
         conversation_pairs([], 'sample 3')
+
+
+def test_if_has_image_skips_pure_text_samples(vgd_record, tiny_tokenizer_dir):
+    init_default_scope('mmdet')
+    pipe = Compose([
+        dict(type='IfHasImage', transforms=[dict(type='LoadImageFromFile'), dict(type='LoadXSAMAnnotations'),
+                                             dict(type='XSAMResize', scale=(256, 256), keep_ratio=True)]),
+        dict(type='PackXSAMInputs', tokenizer=dict(name_or_path=tiny_tokenizer_dir)),
+    ])
+    text = pipe(dict(img_path=None, img_id='t0', conversations=[
+        {'from': 'human', 'value': 'How many corners does a square have?'},
+        {'from': 'gpt', 'value': 'A square has four corners.'}]))
+    assert text['data_samples'].metainfo['has_image'] is False and text['inputs'].shape == (3, 32, 32)
+    image = pipe(dict(vgd_record))
+    assert image['data_samples'].metainfo['has_image'] is True and image['inputs'].shape == (3, 256, 256)
