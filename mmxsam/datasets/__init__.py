@@ -4,10 +4,11 @@ from .generic_seg_dataset import XSAMGenericSegDataset, XSAMOVSegDataset
 from .image_conv_dataset import XSAMImageConvDataset
 from .reason_seg_dataset import XSAMReasonSegDataset
 from .refer_seg_dataset import XSAMReferSegDataset
+from .vgd_seg_dataset import XSAMInteractiveSegDataset, XSAMVGDSegDataset
 from .xsam_base_dataset import XSAMBaseDataset
 
 __all__ = [
     'XSAMBaseDataset', 'XSAMGCGSegDataset', 'XSAMGenericSegDataset', 'XSAMImageConvDataset', 'XSAMOVSegDataset',
-    'XSAMReasonSegDataset', 'XSAMReferSegDataset', 'prompts', 'samplers', 'synthetic', 'transforms', 'utils',
-    'wrappers'
+    'XSAMReasonSegDataset', 'XSAMReferSegDataset', 'XSAMVGDSegDataset', 'XSAMInteractiveSegDataset', 'prompts',
+    'samplers', 'synthetic', 'transforms', 'utils', 'wrappers'
 ]
