@@ -66,7 +66,8 @@ def referring_expressions(scene: Scene, index: int, rng: np.random.Generator, ma
         if matches == [index]:
             unique.append(template.format(**target))
     if not unique:  # identical-looking objects: order them left to right
-        same = sorted((i for i, a in enumerate(attrs) if a['colour'] == target['colour'] and a['shape'] == target['shape']),
+        same = sorted((i for i, a in enumerate(attrs)
+                       if a['colour'] == target['colour'] and a['shape'] == target['shape']),
                       key=lambda i: scene.objects[i].centroid[0])
         rank = same.index(index)
         if rank == len(same) - 1:
@@ -110,14 +111,16 @@ def reasoning_queries(scene: Scene) -> List[Dict]:
             out.append(dict(target=obj_idx,
                             sentence=f'Which object in the image has the same colour as {thing}?',
                             phrase=f'the shape coloured like {thing}',
-                            explanation=f'{thing[0].upper() + thing[1:]} is {obj.colour}, and the {obj.shape} is {obj.colour}.'))
+                            explanation=(f'{thing[0].upper() + thing[1:]} is {obj.colour}, '
+                                         f'and the {obj.shape} is {obj.colour}.')))
     if len(scene.objects) >= 2:
         areas = np.array([o.area for o in scene.objects])
         order = np.argsort(-areas)
         if areas[order[0]] >= 1.5 * areas[order[1]]:
             big = scene.objects[int(order[0])]
             out.append(dict(target=int(order[0]),
-                            sentence='If you had to pick the shape that covers the most of the picture, which one would it be?',
+                            sentence=('If you had to pick the shape that covers the most of the picture, '
+                                      'which one would it be?'),
                             phrase='the biggest shape in the picture',
                             explanation=f'The {big.colour} {big.shape} is clearly larger than every other shape.'))
         xs = np.array([o.centroid[0] for o in scene.objects])
@@ -125,7 +128,8 @@ def reasoning_queries(scene: Scene) -> List[Dict]:
         if xs[order[1]] - xs[order[0]] >= 0.15 * scene.width:
             left = scene.objects[int(order[0])]
             out.append(dict(target=int(order[0]),
-                            sentence='Which shape would you reach first if you walked in from the left edge of the image?',
+                            sentence=('Which shape would you reach first if you walked in from the left edge '
+                                      'of the image?'),
                             phrase='the shape closest to the left edge',
                             explanation=f'The {left.colour} {left.shape} is the leftmost shape.'))
     return out

@@ -107,7 +107,8 @@ def render_overview(data_root: str, out_dir: str, split: str = 'val', num: int =
             vis = _overlay(image, decode_mask(a['segmentation'], h, w), (255, 255, 255), 0.35)
             for key, colour in (('box_visual_prompt', (0, 0, 255)), ('scribble_visual_prompt', (255, 0, 255)),
                                 ('point_visual_prompt', (255, 0, 0))):
-                vis = _overlay(vis, decode_mask(a['visual_prompts'][key], h, w), colour, 0.6 if key != 'box_visual_prompt' else 0.3)
+                alpha = 0.3 if key == 'box_visual_prompt' else 0.6
+                vis = _overlay(vis, decode_mask(a['visual_prompts'][key], h, w), colour, alpha)
             panels.append(_panel(vis, 'VGD prompts', panel_size, ['box (blue), scribble (magenta), point (red)']))
 
         row = np.concatenate(panels, axis=1)

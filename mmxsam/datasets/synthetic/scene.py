@@ -153,9 +153,9 @@ def sample_scene(rng: np.random.Generator, image_size: int, min_objects: int, ma
     Background: one or two stuff classes split by a wavy horizontal boundary. Things: between
     ``min_objects`` and ``max_objects`` shapes, each kept only if it is at least ``min_area`` pixels and
     does not hide more than ``1 - min_visible`` of any earlier shape (so every instance stays
-    recognisable) and touches no earlier shape of the same colour. Objects that cannot be placed in ``max_tries`` attempts are dropped, so crowded
-    settings may give fewer than ``min_objects`` shapes only if ``max_tries`` is exhausted; the
-    generator checks the count and resamples such scenes.
+    recognisable) and touches no earlier shape of the same colour. Objects that cannot be placed in
+    ``max_tries`` attempts are dropped, so crowded settings may give fewer than ``min_objects`` shapes only if
+    ``max_tries`` is exhausted; the generator checks the count and resamples such scenes.
     """
     h = w = image_size
     # --- background ("stuff") ------------------------------------------------------------------

@@ -17,8 +17,8 @@ What it shares with Phi-3-mini's tokenizer:
   ``<|assistant|>\\n`` with ``add_generation_prompt=True`` or ``eos_token`` (``<|endoftext|>``)
   without it;
 * ``padding_side='right'``; ``model_input_names`` ``input_ids`` and ``attention_mask`` (no
-  ``token_type_ids``, which Phi-3's ``forward`` would reject); no bos/eos is added by ``tokenizer(text)`` (as Phi-3-mini's
-  ``add_bos_token=False``): callers that want ``<s>`` prepend ``bos_token_id`` themselves.
+  ``token_type_ids``, which Phi-3's ``forward`` would reject); no bos/eos is added by ``tokenizer(text)``
+  (as Phi-3-mini's ``add_bos_token=False``): callers that want ``<s>`` prepend ``bos_token_id`` themselves.
 
 What it deliberately does not have: X-SAM's own tokens (``<SEG>``, ``<p>``, ``</p>``, ``<image>``,
 ``<region>``). The LLM wrapper adds those to any tokenizer, real or tiny, and resizes the

@@ -66,7 +66,8 @@ def test_panoptic_png_matches_segments_and_instances(shapes_root, coco):
     from panopticapi.utils import rgb2id
     pan = load(shapes_root, 'annotations', 'panoptic_val.json')
     assert {c['id'] for c in pan['categories']} == set(THING_IDS + STUFF_IDS)
-    assert {c['id']: c['isthing'] for c in pan['categories']} == {**{i: 1 for i in THING_IDS}, **{i: 0 for i in STUFF_IDS}}
+    isthing = {c['id']: c['isthing'] for c in pan['categories']}
+    assert isthing == {**{i: 1 for i in THING_IDS}, **{i: 0 for i in STUFF_IDS}}
     for ann in pan['annotations']:
         png = cv2.imread(osp.join(shapes_root, 'annotations', 'panoptic_val', ann['file_name']))[..., ::-1]
         ids = rgb2id(png)
@@ -199,7 +200,8 @@ def test_reasonseg_labelme(shapes_root, meta):
             if shape['label'] == 'target':
                 target |= decode_mask([np.asarray(shape['points']).reshape(-1).tolist()], *target.shape)
         # the target polygon is one object's mask
-        best = max(iou(target, exact.annToMask(a).astype(bool)) for a in exact.loadAnns(exact.getAnnIds(imgIds=m['image_id'])))
+        anns = exact.loadAnns(exact.getAnnIds(imgIds=m['image_id']))
+        best = max(iou(target, exact.annToMask(a).astype(bool)) for a in anns)
         assert best > 0.75
         if rec['is_sentence']:
             assert all(t.endswith('?') for t in rec['text'])

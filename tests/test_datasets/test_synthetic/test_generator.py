@@ -49,7 +49,8 @@ def test_reuse_and_force(tmp_path):
     first = generate_shapes_dataset(out, ShapesConfig(num_train=2, num_val=1), progress=False)
     assert first['reused'] is False
     assert generate_shapes_dataset(out, ShapesConfig(num_train=2, num_val=1), progress=False)['reused'] is True
-    assert generate_shapes_dataset(out, ShapesConfig(num_train=2, num_val=1), progress=False, force=True)['reused'] is False
+    forced = generate_shapes_dataset(out, ShapesConfig(num_train=2, num_val=1), progress=False, force=True)
+    assert forced['reused'] is False
     # a different config regenerates and removes the old files of the same layout
     generate_shapes_dataset(out, ShapesConfig(num_train=1, num_val=1), progress=False)
     assert not osp.exists(osp.join(out, 'images', 'shapes_train_000001.jpg'))
