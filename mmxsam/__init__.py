@@ -12,6 +12,6 @@ from .utils.safe_load import register_safe_globals
 
 register_safe_globals()
 
-from . import datasets, evaluation, models  # noqa: E402,F401  (registration side effects)
+from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registration side effects)
 
 __all__ = ['__version__', 'register_safe_globals']

@@ -1,0 +1,4 @@
+from .hooks import SamplerStateHook
+from .runner import ResumableIterBasedTrainLoop
+
+__all__ = ['ResumableIterBasedTrainLoop', 'SamplerStateHook']

@@ -1,0 +1,3 @@
+from .sampler_state_hook import SamplerStateHook
+
+__all__ = ['SamplerStateHook']
