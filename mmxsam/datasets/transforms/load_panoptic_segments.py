@@ -19,12 +19,11 @@ import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
-from mmdet.structures.bbox import HorizontalBoxes
-from mmdet.structures.mask import BitmapMasks
 from mmengine.fileio import get
 from mmengine.logging import print_log
 
 from ..utils.mask_codec import encode_mask
+from .load_xsam_annotations import record_size_and_name, set_instance_targets
 
 
 def rgb2id(png: np.ndarray) -> np.ndarray:
@@ -70,11 +69,7 @@ class LoadPanopticSegments(BaseTransform):
         return rgb2id(png)
 
     def transform(self, results: dict) -> dict:
-        if 'ori_shape' in results:
-            height, width = results['ori_shape'][:2]
-        else:
-            height, width = results['height'], results['width']
-        where = f"{results.get('img_path') or 'record'} (img_id={results.get('img_id')})"
+        height, width, where = record_size_and_name(results)
         instances = results.get('instances', [])
         path = results.get('seg_map_path')
         kept = []
@@ -103,10 +98,7 @@ class LoadPanopticSegments(BaseTransform):
             if len(kept) < len(masks):
                 masks = masks[:len(kept)].copy()
         results['instances'] = kept
-        results['gt_masks'] = BitmapMasks(masks, height, width)
-        results['gt_bboxes'] = HorizontalBoxes(results['gt_masks'].get_bboxes(dst_type='hbox').tensor)
-        results['gt_bboxes_labels'] = np.array([inst['label'] for inst in kept], dtype=np.int64)
-        results['gt_ignore_flags'] = np.array([bool(inst.get('ignore_flag', 0)) for inst in kept], dtype=bool)
+        set_instance_targets(results, masks, kept)
         return results
 
     def __repr__(self) -> str:
