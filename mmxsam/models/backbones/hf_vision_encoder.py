@@ -33,7 +33,7 @@ from transformers import (AutoConfig, CLIPVisionConfig, CLIPVisionModel, Pretrai
                           PreTrainedModel, Siglip2VisionConfig, Siglip2VisionModel,
                           SiglipVisionConfig, SiglipVisionModel)
 
-from ..utils.hf_utils import DType, freeze_modules, resolve_dtype
+from ..utils.hf_utils import DType, freeze_modules, hf_model_kwargs
 
 # vision config class -> (family, HF model class)
 _TOWERS: Dict[type, Tuple[str, type]] = {
@@ -118,19 +118,9 @@ class HFVisionEncoder(BaseModule):
                  hf_kwargs: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if (name_or_path is None) == (config is None):
-            raise ValueError('HFVisionEncoder needs exactly one of name_or_path (pretrained '
-                             'weights) and config (a vision config or its kwargs), got '
-                             f'name_or_path={name_or_path!r}, config={config!r}')
-        if attn_implementation not in (None, *ATTN_IMPLEMENTATIONS):
-            raise ValueError(f'attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, got '
-                             f'{attn_implementation!r}')
         hf_kwargs = dict(hf_kwargs or {})
-        kwargs = dict(hf_kwargs)
-        if torch_dtype is not None:
-            kwargs['dtype'] = resolve_dtype(torch_dtype)
-        if attn_implementation is not None:
-            kwargs['attn_implementation'] = attn_implementation
+        kwargs = hf_model_kwargs('HFVisionEncoder', name_or_path, config, 'a vision config or its kwargs',
+                                 torch_dtype, attn_implementation, hf_kwargs, attn_choices=ATTN_IMPLEMENTATIONS)
 
         if name_or_path is not None:
             located = {k: v for k, v in hf_kwargs.items() if k in _CONFIG_KWARGS}
@@ -140,8 +130,6 @@ class HFVisionEncoder(BaseModule):
             # full checkpoint by itself
             model: PreTrainedModel = model_cls.from_pretrained(name_or_path, **kwargs)
         else:
-            if kwargs.get('dtype') == 'auto':
-                raise ValueError("torch_dtype='auto' needs name_or_path (a checkpoint)")
             if isinstance(config, dict):
                 config = dict(config)
                 model_type = config.pop('model_type', None)

@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 from transformers import SamVisionConfig, SamVisionModel
 
-from ..utils.hf_utils import DType, freeze_modules, resolve_dtype
+from ..utils.hf_utils import DType, freeze_modules, hf_model_kwargs
 
 
 @MODELS.register_module()
@@ -66,23 +66,11 @@ class SAMViTBackbone(BaseModule):
                  hf_kwargs: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if (name_or_path is None) == (config is None):
-            raise ValueError('SAMViTBackbone needs exactly one of name_or_path (pretrained '
-                             'weights) and config (SamVisionConfig kwargs), got '
-                             f'name_or_path={name_or_path!r}, config={config!r}')
-        if attn_implementation not in (None, 'eager', 'sdpa'):
-            raise ValueError(f"attn_implementation must be 'eager' or 'sdpa', got "
-                             f'{attn_implementation!r}')
-        kwargs = dict(hf_kwargs or {})
-        if torch_dtype is not None:
-            kwargs['dtype'] = resolve_dtype(torch_dtype)
-        if attn_implementation is not None:
-            kwargs['attn_implementation'] = attn_implementation
+        kwargs = hf_model_kwargs('SAMViTBackbone', name_or_path, config, 'SamVisionConfig kwargs', torch_dtype,
+                                 attn_implementation, hf_kwargs, attn_choices=('eager', 'sdpa'))
         if name_or_path is not None:
             model = SamVisionModel.from_pretrained(name_or_path, **kwargs)
         else:
-            if kwargs.get('dtype') == 'auto':
-                raise ValueError("torch_dtype='auto' needs name_or_path (a checkpoint)")
             if isinstance(config, dict):
                 config = SamVisionConfig(**config)
             elif isinstance(config, SamVisionConfig):

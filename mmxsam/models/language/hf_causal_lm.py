@@ -12,7 +12,7 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ..utils.hf_utils import DType, resolve_dtype
+from ..utils.hf_utils import DType, hf_model_kwargs
 from .chat_template import ChatTemplate, ChatTemplateLike, get_chat_template
 from .constants import PHRASE_END_TOKEN, PHRASE_START_TOKEN, SEG_TOKEN
 from .conversation import build_tokenizer
@@ -84,10 +84,8 @@ class HFCausalLM(BaseModule):
                  hf_kwargs: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if (name_or_path is None) == (config is None):
-            raise ValueError('HFCausalLM needs exactly one of name_or_path (pretrained weights) and '
-                             f'config (a dict with model_type), got name_or_path={name_or_path!r}, '
-                             f'config={config!r}')
+        hf_load_kwargs = hf_model_kwargs('HFCausalLM', name_or_path, config, 'a dict with model_type',
+                                         torch_dtype, attn_implementation, hf_kwargs)
         if tokenizer is not None and vocab_size is not None:
             raise ValueError('vocab_size is only for tokenizer=None (with a tokenizer the vocabulary '
                              f'is len(tokenizer)), got vocab_size={vocab_size!r}')
@@ -101,8 +99,7 @@ class HFCausalLM(BaseModule):
         self.chat_template: ChatTemplate = get_chat_template(chat_template)
         self.freeze = freeze
 
-        model = self._build_model(name_or_path, config, resolve_dtype(torch_dtype), attn_implementation,
-                                  dict(hf_kwargs or {}))
+        model = self._build_model(name_or_path, config, hf_load_kwargs)
         self.tokenizer = None if tokenizer is None else build_tokenizer(tokenizer)
         if self.tokenizer is not None:
             vocab_size = len(self.tokenizer)
@@ -133,16 +130,11 @@ class HFCausalLM(BaseModule):
 
     # ------------------------------------------------------------------ construction
     @staticmethod
-    def _build_model(name_or_path, config, dtype, attn_implementation, kwargs) -> nn.Module:
+    def _build_model(name_or_path, config, kwargs) -> nn.Module:
+        """``kwargs``: from :func:`hf_model_kwargs` (dtype, attn_implementation, extras)."""
         from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
-        if dtype is not None:
-            kwargs['dtype'] = dtype
-        if attn_implementation is not None:
-            kwargs['attn_implementation'] = attn_implementation
         if name_or_path is not None:
             return AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
-        if dtype == 'auto':
-            raise ValueError("torch_dtype='auto' needs name_or_path (a checkpoint)")
         if isinstance(config, Mapping):
             cfg = dict(config)
             model_type = cfg.pop('model_type', None)

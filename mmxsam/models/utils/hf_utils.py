@@ -1,5 +1,5 @@
 """Small helpers shared by the wrappers of Hugging Face models (SAM, SigLIP/CLIP, causal LMs)."""
-from typing import Iterable, Optional, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -29,3 +29,34 @@ def freeze_modules(modules: Iterable[nn.Module]) -> None:
         m.eval()
         for p in m.parameters():
             p.requires_grad_(False)
+
+
+def hf_model_kwargs(owner: str, name_or_path: Optional[str], config: object, config_desc: str,
+                    torch_dtype: Optional[DType] = None, attn_implementation: Optional[str] = None,
+                    hf_kwargs: Optional[dict] = None, attn_choices: Optional[Sequence[str]] = None) -> dict:
+    """Check the arguments every HF wrapper shares and return the ``from_pretrained``/``from_config`` kwargs.
+
+    Args:
+        owner: the wrapper's name, for messages. ``config_desc``: what ``config`` may be, for messages.
+        name_or_path / config: exactly one of them (pretrained weights, or a fresh model from a config).
+        torch_dtype: resolved with :func:`resolve_dtype`; ``'auto'`` needs ``name_or_path``.
+        attn_implementation: passed on when set; checked against ``attn_choices`` when given.
+        hf_kwargs: extra kwargs, copied (never modified).
+
+    Returns:
+        dict: ``hf_kwargs`` plus ``dtype`` and ``attn_implementation`` when set.
+    """
+    if (name_or_path is None) == (config is None):
+        raise ValueError(f'{owner} needs exactly one of name_or_path (pretrained weights) and config '
+                         f'({config_desc}), got name_or_path={name_or_path!r}, config={config!r}')
+    if attn_choices is not None and attn_implementation not in (None, *attn_choices):
+        raise ValueError(f'attn_implementation must be one of {tuple(attn_choices)}, got {attn_implementation!r}')
+    kwargs = dict(hf_kwargs or {})
+    dtype = resolve_dtype(torch_dtype)
+    if dtype == 'auto' and name_or_path is None:
+        raise ValueError("torch_dtype='auto' needs name_or_path (a checkpoint)")
+    if dtype is not None:
+        kwargs['dtype'] = dtype
+    if attn_implementation is not None:
+        kwargs['attn_implementation'] = attn_implementation
+    return kwargs

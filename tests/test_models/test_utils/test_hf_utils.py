@@ -20,3 +20,20 @@ def test_freeze_modules():
     model = nn.Sequential(a, b).train()
     freeze_modules([a, b])
     assert not any(p.requires_grad for p in a.parameters()) and not a.training and not b.training
+
+
+def test_hf_model_kwargs():
+    from mmxsam.models.utils.hf_utils import hf_model_kwargs
+    extra = dict(revision='main')
+    kw = hf_model_kwargs('Owner', 'some/model', None, 'a dict', 'bfloat16', 'sdpa', extra, attn_choices=('sdpa', ))
+    assert kw == dict(revision='main', dtype=torch.bfloat16, attn_implementation='sdpa')
+    assert extra == dict(revision='main')  # the caller's dict is not modified
+    assert hf_model_kwargs('Owner', None, dict(a=1), 'a dict') == {}
+    with pytest.raises(ValueError, match=r'Owner needs exactly one of name_or_path .* and config \(a dict\)'):
+        hf_model_kwargs('Owner', 'x', dict(a=1), 'a dict')
+    with pytest.raises(ValueError, match='Owner needs exactly one'):
+        hf_model_kwargs('Owner', None, None, 'a dict')
+    with pytest.raises(ValueError, match=r"attn_implementation must be one of \('eager',\), got 'sdpa'"):
+        hf_model_kwargs('Owner', 'x', None, 'a dict', attn_implementation='sdpa', attn_choices=('eager', ))
+    with pytest.raises(ValueError, match="torch_dtype='auto' needs name_or_path"):
+        hf_model_kwargs('Owner', None, dict(a=1), 'a dict', torch_dtype='auto')
