@@ -6,7 +6,7 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from ..utils.pixel_shuffle import (_check_channel_order, _power_of_two_exponent, pixel_shuffle,
-                                   pixel_shuffle_tokens)
+                                   pixel_shuffle_tokens, token_grid)
 from .mlp_projector import XSAMMLPProjector
 
 
@@ -71,15 +71,8 @@ class XSAMPixelShuffleProjector(XSAMMLPProjector):
         """(B, C, h, w) or (B, h * w, C) -> (B, h' * w', out_channels)."""
         c = self.map_channels
         if x.dim() == 3:
-            n = x.shape[1]
-            if grid_size is None:
-                side = math.isqrt(n)
-                if side * side != n:
-                    raise ValueError(f'XSAMPixelShuffleProjector: {n} tokens are not a square '
-                                     f'grid; pass grid_size=(h, w)')
-                grid_size = (side, side)
-            h, w = grid_size
-            if x.shape[2] != c or n != h * w:
+            h, w = token_grid(x.shape[1], grid_size, 'XSAMPixelShuffleProjector')
+            if x.shape[2] != c:
                 raise ValueError(f'XSAMPixelShuffleProjector expects (B, {h}*{w}, {c}) tokens, '
                                  f'got shape {tuple(x.shape)}')
             x, _ = pixel_shuffle_tokens(x, h, w, self.scale, channel_order=self.channel_order)

@@ -32,7 +32,6 @@ cells (cell centres at 0 .. w-1):
   Points within half a cell of the border are clamped to the border cells
   (``padding_mode='border'``, which the first mapping never needs).
 """
-import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -40,6 +39,8 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor
+
+from ..utils.pixel_shuffle import token_grid
 
 POOLS = ('max', 'mean')
 
@@ -162,15 +163,7 @@ class XSAMRegionSampler(BaseModule):
             raise ValueError(f'XSAMRegionSampler expects (B, C, h, w) maps or (B, h*w, C) tokens, '
                              f'got shape {tuple(features.shape)}')
         b, n, c = features.shape
-        if grid_size is None:
-            side = math.isqrt(n)
-            if side * side != n:
-                raise ValueError(f'XSAMRegionSampler: {n} tokens are not a square grid; pass '
-                                 f'grid_size=(h, w)')
-            grid_size = (side, side)
-        h, w = grid_size
-        if n != h * w:
-            raise ValueError(f'XSAMRegionSampler: {n} tokens do not fill a {h} x {w} grid')
+        h, w = token_grid(n, grid_size, 'XSAMRegionSampler')
         return features.transpose(1, 2).reshape(b, c, h, w)
 
     def forward(self,

@@ -27,7 +27,7 @@ a fixed permutation of the channels):
 """
 import math
 import numbers
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -166,3 +166,21 @@ def pixel_shuffle_tokens(x: Tensor,
     out = pixel_shuffle(grid, scale, channel_order=channel_order)  # (B, C', h', w')
     out_h, out_w = out.shape[-2:]
     return out.flatten(2).transpose(1, 2), (out_h, out_w)
+
+
+def token_grid(num_tokens: int, grid_size: Optional[Tuple[int, int]] = None, owner: str = 'tokens') -> Tuple[int, int]:
+    """The ``(h, w)`` grid of ``num_tokens`` row-major tokens: ``grid_size`` if given, else the square one.
+
+    Raises:
+        ValueError: the tokens are not a square grid (and no ``grid_size`` was given), or do not fill
+            ``grid_size``. Messages start with ``owner``.
+    """
+    if grid_size is None:
+        side = math.isqrt(num_tokens)
+        if side * side != num_tokens:
+            raise ValueError(f'{owner}: {num_tokens} tokens are not a square grid; pass grid_size=(h, w)')
+        return side, side
+    h, w = grid_size
+    if num_tokens != h * w:
+        raise ValueError(f'{owner}: {num_tokens} tokens do not fill a {h} x {w} grid')
+    return h, w

@@ -190,3 +190,13 @@ def test_errors():
         pixel_shuffle(torch.randn(1, 8, 4, 4), 4)
     with pytest.raises(ValueError, match='channel_order'):
         pixel_shuffle(torch.randn(1, 4, 4, 4), 2, channel_order='tf')
+
+
+def test_token_grid():
+    from mmxsam.models.utils.pixel_shuffle import token_grid
+    assert token_grid(16) == (4, 4)
+    assert token_grid(24, (4, 6)) == (4, 6)
+    with pytest.raises(ValueError, match='Proj: 24 tokens are not a square grid'):
+        token_grid(24, owner='Proj')
+    with pytest.raises(ValueError, match='Proj: 24 tokens do not fill a 5 x 5 grid'):
+        token_grid(24, (5, 5), owner='Proj')
