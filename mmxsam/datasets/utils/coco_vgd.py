@@ -135,27 +135,25 @@ def build_vgd_records(coco, seed: int = 0, prompt_params: Union[dict, str, None]
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(img_ids), desc='coco-vgd', unit='img')
+    pool = None
     try:
         if workers is not None and workers > 1:
             # fork keeps the (large) COCO object shared; results come back in image order
             methods = mp.get_all_start_methods()
-            ctx = mp.get_context('fork' if 'fork' in methods else None)
-            with ctx.Pool(int(workers)) as pool:
-                for rec, c in pool.imap(_work, tasks, chunksize=8):
-                    total.update(c)
-                    if rec is not None:
-                        records.append(rec)
-                    if bar is not None:
-                        bar.update(1)
+            pool = mp.get_context('fork' if 'fork' in methods else None).Pool(int(workers))
+            results = pool.imap(_work, tasks, chunksize=8)
         else:
-            for task in tasks:
-                rec, c = _work(task)
-                total.update(c)
-                if rec is not None:
-                    records.append(rec)
-                if bar is not None:
-                    bar.update(1)
+            results = map(_work, tasks)
+        for rec, c in results:
+            total.update(c)
+            if rec is not None:
+                records.append(rec)
+            if bar is not None:
+                bar.update(1)
     finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
         if bar is not None:
             bar.close()
     if counts is not None:
