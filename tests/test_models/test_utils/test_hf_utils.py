@@ -17,7 +17,7 @@ def test_resolve_dtype():
 
 def test_freeze_modules():
     a, b = nn.Linear(2, 2), nn.Dropout()
-    model = nn.Sequential(a, b).train()
+    nn.Sequential(a, b).train()  # both start in training mode
     freeze_modules([a, b])
     assert not any(p.requires_grad for p in a.parameters()) and not a.training and not b.training
 
