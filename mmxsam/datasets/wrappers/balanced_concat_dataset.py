@@ -77,7 +77,16 @@ class BalancedConcatDataset(ConcatDataset):
             raise ValueError(f'source_names has {len(source_names)} entries for {len(datasets)} datasets')
         self.oversample_thr = float(oversample_thr)
         self._source_names_arg = list(source_names) if source_names is not None else None
-        super().__init__(datasets, lazy_init=lazy_init, ignore_keys=ignore_keys)
+        datasets = [DATASETS.build(d) if isinstance(d, dict) else d for d in datasets]
+        # mmdet 3.3 compares every metainfo key against the first source and fails with a KeyError when
+        # the first one lacks a key (e.g. a conversation source first, segmentation sources after): such
+        # keys cannot be shared anyway, so they are not compared (metainfo becomes the per-source list).
+        ignore = [] if ignore_keys is None else [ignore_keys] if isinstance(ignore_keys, str) else list(ignore_keys)
+        first_keys = set(datasets[0].metainfo)
+        missing = sorted({k for d in datasets[1:] for k in d.metainfo} - first_keys - set(ignore))
+        super().__init__(datasets, lazy_init=lazy_init, ignore_keys=ignore + missing)
+        if missing:
+            self._metainfo = [d.metainfo for d in self.datasets]
 
     # ------------------------------------------------------------------ build-time bookkeeping
     @staticmethod
