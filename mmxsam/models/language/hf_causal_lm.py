@@ -50,7 +50,9 @@ class HFCausalLM(BaseModule):
             When the vocabulary grows, HF initialises new rows from the old rows' mean/covariance.
         torch_dtype (str | torch.dtype, optional): parameter dtype (``'bfloat16'`` for X-SAM;
             ``'auto'``: the checkpoint's, ``name_or_path`` only). Default float32.
-        attn_implementation (str, optional): ``'eager'``, ``'sdpa'``, ``'flash_attention_2'``.
+        attn_implementation (str, optional): ``'eager'``, ``'sdpa'``, ``'flash_attention_2'``, or
+            ``'flash_attention_2_or_sdpa'`` (flash-attention 2 when ``flash_attn`` is installed and CUDA
+            is available, else sdpa). Default: transformers' (sdpa).
         gradient_checkpointing (bool): HF activation checkpointing (non-reentrant).
         freeze (bool): freeze every LLM weight (kept in eval mode). Exclusive with ``lora``.
         lora (dict, optional): train LoRA adapters on a frozen base; keys (defaults) ``r`` (8),

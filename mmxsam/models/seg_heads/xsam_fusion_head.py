@@ -239,6 +239,39 @@ class XSAMFusionHead(MaskFormerFusionHead):
         results.masks = mask_binary
         return results
 
+    def condition_postprocess(self, mask_cls: Tensor, mask_pred: Tensor) -> InstanceData:
+        """One mask per class: the query most probable for it (referring, reasoning, GCG; reference §5).
+
+        For every foreground class ``c`` the query with the highest softmax probability of ``c`` is
+        taken and its mask thresholded at ``test_cfg.mask_thr`` (0.5) on the sigmoid.
+
+        Args:
+            mask_cls (Tensor): class logits (Q, C + 1), background last.
+            mask_pred (Tensor): mask logits (Q, H, W).
+
+        Returns:
+            InstanceData: ``masks`` (C, H, W) bool, ``labels`` (C,) = 0..C-1, ``scores`` (C,) the
+            chosen queries' probabilities of their class, ``bboxes`` (C, 4) from the masks.
+        """
+        mask_thr = self.test_cfg.get('mask_thr', 0.5)
+        probs = F.softmax(mask_cls.float(), dim=-1)[:, :-1]  # (Q, C)
+        scores, query_index = probs.max(0)  # (C,), (C,)
+        masks = mask_pred[query_index].sigmoid() > mask_thr  # (C, H, W)
+        return InstanceData(masks=masks, labels=torch.arange(masks.shape[0], device=masks.device),
+                            scores=scores, bboxes=mask2bbox(masks))
+
+    @staticmethod
+    def crop_to_image(mask_pred: Tensor, meta: dict, rescale: bool) -> Tensor:
+        """Mask logits (Q, H_pad, W_pad) -> (Q, h, w) float: padding cropped (``img_shape``), then
+        bilinearly resized to ``ori_shape`` when ``rescale``."""
+        img_h, img_w = meta['img_shape'][:2]
+        mask_pred = mask_pred[:, :img_h, :img_w].float()  # (Q, img_h, img_w)
+        if rescale:
+            ori_h, ori_w = meta['ori_shape'][:2]
+            mask_pred = F.interpolate(
+                mask_pred[:, None], size=(ori_h, ori_w), mode='bilinear', align_corners=False)[:, 0]
+        return mask_pred
+
     def predict(self,
                 mask_cls_results: Tensor,
                 mask_pred_results: Tensor,
@@ -270,15 +303,8 @@ class XSAMFusionHead(MaskFormerFusionHead):
 
         results = []
         for mask_cls, mask_pred, data_sample in zip(mask_cls_results, mask_pred_results, batch_data_samples):
-            meta = data_sample.metainfo
             mask_cls = mask_cls.float()  # (Q, C + 1)
-            img_h, img_w = meta['img_shape'][:2]
-            mask_pred = mask_pred[:, :img_h, :img_w].float()  # (Q, img_h, img_w)
-            if rescale:
-                ori_h, ori_w = meta['ori_shape'][:2]
-                mask_pred = F.interpolate(
-                    mask_pred[:, None], size=(ori_h, ori_w), mode='bilinear', align_corners=False)[:, 0]
-
+            mask_pred = self.crop_to_image(mask_pred, data_sample.metainfo, rescale)
             result: Dict[str, object] = dict()
             if panoptic_on:
                 result['pan_results'] = self.panoptic_postprocess(mask_cls, mask_pred)

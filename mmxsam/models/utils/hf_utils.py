@@ -57,6 +57,20 @@ def hf_model_kwargs(owner: str, name_or_path: Optional[str], config: object, con
         raise ValueError("torch_dtype='auto' needs name_or_path (a checkpoint)")
     if dtype is not None:
         kwargs['dtype'] = dtype
+    if attn_implementation == FLASH_OR_SDPA:
+        attn_implementation = flash_or_sdpa()
     if attn_implementation is not None:
         kwargs['attn_implementation'] = attn_implementation
     return kwargs
+
+
+#: ``attn_implementation`` value that picks flash-attention 2 when it can run, else sdpa
+FLASH_OR_SDPA = 'flash_attention_2_or_sdpa'
+
+
+def flash_or_sdpa() -> str:
+    """``'flash_attention_2'`` when the ``flash_attn`` package is installed and CUDA is available, else ``'sdpa'``."""
+    import importlib.util
+    if importlib.util.find_spec('flash_attn') is not None and torch.cuda.is_available():
+        return 'flash_attention_2'
+    return 'sdpa'

@@ -302,3 +302,91 @@ def test_predict_crop_rescale_and_switches():
     # low-precision logits are post-processed in fp32
     out = fusion.predict(cls.bfloat16(), masks.bfloat16(), samples)
     assert out[0]['ins_results'].scores.dtype == torch.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# condition (referring / reasoning / GCG): one mask per class
+def _condition_example():
+    # class 0 -> q0 (0.60), class 1 -> q1 (0.50), class 2 -> q1 (0.30): q1's top class is 1, yet it
+    # is also the most probable query for class 2 (q2 says 0.25, its top being background)
+    cls = cls_logits([0.60, 0.10, 0.20, 0.10], [0.10, 0.50, 0.30, 0.10], [0.20, 0.10, 0.25, 0.45],
+                     [0.05, 0.05, 0.05, 0.85])
+    masks = torch.stack([on(3, 4, slice(0, 2), slice(0, 2)), on(3, 4, slice(1, 3), slice(2, 4)),
+                         on(3, 4, slice(None), slice(None)), on(3, 4, slice(None), slice(None))])
+    return cls, masks
+
+
+def test_condition_picks_the_most_probable_query_per_class():
+    cls, masks = _condition_example()
+    res = head().condition_postprocess(cls, masks)
+    assert len(res) == VOID
+    assert res.labels.tolist() == [0, 1, 2] and res.labels.dtype == torch.int64
+    np.testing.assert_allclose(res.scores.numpy(), [0.60, 0.50, 0.30], rtol=1e-5)
+    assert res.masks.dtype == torch.bool and res.masks.shape == (VOID, 3, 4)
+    np.testing.assert_array_equal(res.masks[0].numpy(), (masks[0] > 0).numpy())
+    np.testing.assert_array_equal(res.masks[1].numpy(), (masks[1] > 0).numpy())
+    np.testing.assert_array_equal(res.masks[2].numpy(), (masks[1] > 0).numpy())  # q1 again
+    np.testing.assert_array_equal(res.bboxes.numpy(), [[0, 0, 2, 2], [2, 1, 4, 3], [2, 1, 4, 3]])
+
+
+def test_condition_ignores_background_column():
+    # q1 is far more "background" than q0, but q0 is still the more probable query for class 0
+    cls = cls_logits([0.40, 0.60], [0.30, 0.70])
+    masks = torch.stack([on(2, 2, 0, slice(None)), on(2, 2, slice(None), slice(None))])
+    res = head().condition_postprocess(cls, masks)  # a single class (one referring expression)
+    assert res.labels.tolist() == [0] and res.scores.item() == pytest.approx(0.40, rel=1e-5)
+    np.testing.assert_array_equal(res.masks[0].numpy(), [[True, True], [False, False]])
+    # the chosen query's probability counts, not its logit: q1 has the larger class-0 logit
+    cls = torch.tensor([[1.0, 0.0], [2.0, 5.0]])
+    res = head().condition_postprocess(cls, masks)
+    assert res.scores.item() == pytest.approx(float(torch.softmax(cls[0], 0)[0]), rel=1e-5)
+    np.testing.assert_array_equal(res.masks[0].numpy(), [[True, True], [False, False]])
+
+
+@pytest.mark.parametrize('mask_thr, expected', [(None, [True, True, False, False]),  # default 0.5
+                                                (0.5, [True, True, False, False]),
+                                                (0.8, [True, False, False, False]),
+                                                (0.2, [True, True, True, False])])
+def test_condition_mask_threshold(mask_thr, expected):
+    cls = cls_logits([0.90, 0.10])
+    masks = torch.tensor([[[logit(0.9), logit(0.7), logit(0.3), logit(0.1)]]])
+    cfg = {} if mask_thr is None else dict(mask_thr=mask_thr)
+    res = head(**cfg).condition_postprocess(cls, masks)
+    np.testing.assert_array_equal(res.masks[0, 0].numpy(), expected)
+    np.testing.assert_array_equal(res.bboxes[0].numpy(), [0, 0, sum(expected), 1])
+
+
+def test_condition_empty_mask_and_low_precision():
+    cls, masks = _condition_example()
+    res = head().condition_postprocess(cls.bfloat16(), torch.full_like(masks, -BIG))
+    assert res.scores.dtype == torch.float32
+    np.testing.assert_allclose(res.scores.numpy(), [0.60, 0.50, 0.30], rtol=1e-2)
+    assert not res.masks.any() and (res.bboxes == 0).all() and res.bboxes.shape == (VOID, 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# crop_to_image
+def test_crop_to_image():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 8, 8)
+    meta = dict(img_shape=(6, 5, 3), ori_shape=(12, 15))
+    # crop only
+    out = XSAMFusionHead.crop_to_image(logits, meta, rescale=False)
+    assert out.shape == (3, 6, 5) and out.dtype == torch.float32
+    torch.testing.assert_close(out, logits[:, :6, :5])
+    # crop, then bilinear resize to the original size
+    out = XSAMFusionHead.crop_to_image(logits, meta, rescale=True)
+    assert out.shape == (3, 12, 15)
+    torch.testing.assert_close(
+        out, F.interpolate(logits[None, :, :6, :5], size=(12, 15), mode='bilinear', align_corners=False)[0])
+    # the padding never leaks in: a constant image region stays constant after resizing
+    padded = torch.full((1, 8, 8), -BIG)
+    padded[:, :6, :5] = 2.0
+    assert (XSAMFusionHead.crop_to_image(padded, meta, rescale=True) == 2.0).all()
+    # same size: rescale is the identity; low precision comes back as fp32
+    same = dict(img_shape=(6, 5), ori_shape=(6, 5))
+    out = XSAMFusionHead.crop_to_image(logits.bfloat16(), same, rescale=True)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, logits[:, :6, :5].bfloat16().float())
+    # also callable on an instance (predict uses self.crop_to_image)
+    torch.testing.assert_close(head().crop_to_image(logits, meta, False), logits[:, :6, :5])
