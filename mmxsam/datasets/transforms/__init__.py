@@ -1,3 +1,4 @@
+from .binary_seg_target import BinarySegTarget
 from .center_crop import CenterCropDet
 from .if_has_image import IfHasImage
 from .load_panoptic_segments import LoadPanopticSegments
@@ -6,6 +7,6 @@ from .pack_xsam_inputs import PackXSAMInputs, conversation_pairs
 from .xsam_resize import XSAMResize
 
 __all__ = [
-    'CenterCropDet', 'IfHasImage', 'LoadPanopticSegments', 'LoadXSAMAnnotations', 'PackXSAMInputs', 'XSAMResize',
+    'BinarySegTarget', 'CenterCropDet', 'IfHasImage', 'LoadPanopticSegments', 'LoadXSAMAnnotations', 'PackXSAMInputs', 'XSAMResize',
     'conversation_pairs'
 ]
