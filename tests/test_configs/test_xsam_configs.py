@@ -101,8 +101,14 @@ def _check_deepspeed(cfg, accumulation):
     assert cosine == dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=0.03, end=1,
                           convert_to_iter_based=True)
     assert cfg.train_cfg == dict(type='EpochBasedTrainLoop', max_epochs=1)
-    for key in ('val_dataloader', 'val_cfg', 'val_evaluator', 'test_dataloader', 'test_cfg', 'test_evaluator'):
-        assert cfg[key] is None, key
+    if accumulation > 1:  # stage 2: no evaluation (the reference has none)
+        for key in ('val_dataloader', 'val_cfg', 'val_evaluator', 'test_dataloader', 'test_cfg', 'test_evaluator'):
+            assert cfg[key] is None, key
+    else:  # stage 3: referring cIoU / gIoU on RefCOCO val, targets at the original size
+        assert cfg.val_evaluator.type == 'ReferSegMetric' and cfg.val_dataloader.dataset.split == 'val'
+        steps = [t['type'] for t in cfg.val_dataloader.dataset.pipeline]
+        assert steps == ['LoadImageFromFile', 'XSAMResize', 'LoadXSAMAnnotations', 'BinarySegTarget',
+                         'PackXSAMInputs']
 
 
 def test_stage2_recipe(repo_root):

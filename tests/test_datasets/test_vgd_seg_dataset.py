@@ -252,3 +252,45 @@ def test_through_the_annotation_loader(shapes_root):
     k = len(out['phrases'])
     assert out['gt_vprompt_masks'].masks.shape[0] == k and out['gt_vprompt_masks'].masks.any(axis=(1, 2)).all()
     assert set(out['gt_bboxes_labels'].tolist()) == set(range(k))
+
+
+def test_hand_written_record_in_the_official_layout(tmp_path):
+    """A record written by hand in the COCO-VGD layout (the released vgdseg_annotations): two instances of
+    two categories, polygon segmentations, the four prompt keys as RLE."""
+    import cv2
+    h, w = 40, 60
+    (tmp_path / 'img').mkdir()
+    cv2.imwrite(str(tmp_path / 'img' / '000000000042.jpg'), np.zeros((h, w, 3), np.uint8))
+
+    def rect(x0, y0, x1, y1):
+        m = np.zeros((h, w), np.uint8)
+        m[y0:y1, x0:x1] = 1
+        return m
+
+    def prompts(x0, y0, x1, y1):
+        return dict(point_visual_prompt=encode_mask(rect(x0 + 2, y0 + 2, x0 + 5, y0 + 5)),
+                    scribble_visual_prompt=encode_mask(rect(x0, y0 + 3, x1, y0 + 5)),
+                    box_visual_prompt=encode_mask(rect(x0, y0, x1, y1)),
+                    mask_visual_prompt=encode_mask(rect(x0 + 1, y0 + 1, x1 - 1, y1 - 1)))
+
+    record = dict(image_file='000000000042.jpg', image_id=42, image_size=[h, w],
+                  image_info=dict(id=42, file_name='000000000042.jpg', height=h, width=w),
+                  annotations=[
+                      dict(id=7, image_id=42, category_id=18, iscrowd=0, bbox=[2, 2, 20, 20], area=400,
+                           segmentation=[[2, 2, 22, 2, 22, 22, 2, 22]], visual_prompts=prompts(2, 2, 22, 22)),
+                      dict(id=8, image_id=42, category_id=1, iscrowd=0, bbox=[30, 10, 20, 20], area=400,
+                           segmentation=[[30, 10, 50, 10, 50, 30, 30, 30]], visual_prompts=prompts(30, 10, 50, 30)),
+                  ])
+    (tmp_path / 'vgd.json').write_text(json.dumps([record]))
+    ds = XSAMVGDSegDataset(data_root=str(tmp_path), ann_file='vgd.json', data_prefix=dict(img='img'),
+                           prompt_type='box', test_mode=True, pipeline=[])
+    assert len(ds) == 1
+    info = ds.prepare_data(0)
+    assert info['img_id'] == 42 and info['img_path'].endswith('img/000000000042.jpg')
+    assert info['category_ids'] == [1, 18]  # sorted category ids at evaluation
+    assert info['phrases'] == ['<region>', '<region>'] and info['vprompt_types'] == ['box', 'box']
+    assert info['conversations'][0]['value'].count('<p><region></p>') == 2
+    assert [inst['label'] for inst in info['instances']] == [0, 1]
+    assert [inst['ann_id'] for inst in info['instances']] == [8, 7]
+    box = decode_mask(info['vprompts'][0], h, w)  # category 1's box prompt
+    assert box.sum() == 400 and box[10:30, 30:50].all()

@@ -8,8 +8,7 @@
 # accumulation 4 (configs/_base_/schedules/xsam_align_pretrain_1e.py). The pipeline resizes the longest
 # side to 1024; padding to the SAM input and the SigLIP input (padded to a square in this stage:
 # pad_to_square=True in configs/xsam/align_pretrain.py) are made by the model's XSAMDataPreprocessor.
-data_root = 'data/'
-llava_pretrain_root = data_root + 'imgconv_data/llava/LLaVA-Pretrain/'
+_base_ = ['./xsam/llava.py']  # the data set (paths); the pipeline is the model's, below
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -25,13 +24,7 @@ train_dataloader = dict(
     persistent_workers=True,
     pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type='XSAMImageConvDataset',
-        data_root=llava_pretrain_root,
-        ann_file='blip_laion_cc_sbu_558k.json',
-        data_prefix=dict(img_path='images/'),
-        source_name='llava_pretrain_558k',
-        pipeline=train_pipeline))
+    dataset=dict(_base_.llava_pretrain_train, pipeline=train_pipeline))
 # no evaluation in the alignment stage (the reference has none either)
 val_dataloader = None
 val_cfg = None
