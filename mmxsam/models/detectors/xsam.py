@@ -30,14 +30,16 @@ class sets at test time, per-sample seeded region sampling).
 
 Outputs per data sample: ``pred_text`` (generated samples), and per task
 ``pred_panoptic_seg``/``pred_instances``/``pred_sem_seg`` (genseg, ovseg: labels index the prompt's
-phrases), ``pred_instances`` (vgdseg: labels index the prompts; refseg, reaseg, gcgseg, intseg: one mask
-per phrase, the query most probable for it) and ``pred_sem_seg`` ``(K, H, W)`` uint8 binary masks per
-expression (refseg, reaseg).
+phrases), ``pred_instances`` (vgdseg: labels index the prompts; refseg, reaseg, gcgseg: one mask per
+phrase, the query most probable for it; intseg: the one candidate mask that agrees best with the visual
+prompt, ``test_cfg.interactive_select``) and ``pred_sem_seg`` ``(K, H, W)`` uint8 binary masks per
+expression (refseg, reaseg; intseg ``(1, H, W)``).
 """
 import copy
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmdet.models.detectors import BaseDetector
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, SampleList
@@ -248,6 +250,10 @@ class XSAM(BaseDetector):
             masks = masks.to_tensor(torch.bool, visual['seg_tokens'].device) if hasattr(masks, 'to_tensor') \
                 else torch.as_tensor(masks, device=visual['seg_tokens'].device).bool()
             pad_h, pad_w = sample.metainfo['batch_input_shape']
+            img_h, img_w = sample.metainfo.get('img_shape', masks.shape[-2:])[:2]
+            if tuple(masks.shape[-2:]) != (img_h, img_w):
+                # loaded at the original size (evaluation pipelines load annotations after the resize)
+                masks = F.interpolate(masks[None].float(), size=(img_h, img_w), mode='nearest')[0].bool()
             padded = masks.new_zeros((masks.shape[0], pad_h, pad_w))
             padded[:, :masks.shape[1], :masks.shape[2]] = masks[:, :pad_h, :pad_w]
             generator = None
@@ -411,6 +417,11 @@ class XSAM(BaseDetector):
                 self._add_generic_results(sample, mask_cls, mask_pred)
             elif task == 'vgdseg':
                 sample.pred_instances = self.panoptic_fusion_head.instance_postprocess(mask_cls, mask_pred)
+            elif task == 'intseg' and 'gt_vprompts' in sample and len(sample.gt_vprompts) == 1:
+                prompt = self._prompt_at(sample, mask_pred.shape[-2:])
+                result = self.panoptic_fusion_head.interactive_postprocess(mask_cls, mask_pred, prompt)
+                sample.pred_instances = result
+                sample.pred_sem_seg = PixelData(sem_seg=result.masks.to(torch.uint8))
             else:  # one mask per phrase: refseg / reaseg (one item per expression), gcgseg, intseg
                 result = self.panoptic_fusion_head.condition_postprocess(mask_cls, mask_pred)
                 phrase = items.target_phrase[i]
@@ -425,6 +436,16 @@ class XSAM(BaseDetector):
                 sub[b].pred_sem_seg = PixelData(sem_seg=sub[b].pred_instances.masks.to(torch.uint8))
 
     @staticmethod
+    def _prompt_at(sample: DetDataSample, size: Tuple[int, int]) -> Tensor:
+        """The sample's single visual-prompt mask (H, W) bool at ``size`` (the prediction's)."""
+        masks = sample.gt_vprompts.masks
+        masks = masks.to_tensor(torch.bool, sample.input_ids.device) if hasattr(masks, 'to_tensor') \
+            else torch.as_tensor(masks, device=sample.input_ids.device).bool()
+        if tuple(masks.shape[-2:]) != tuple(size):  # prompt at img_shape (training pipelines) or ori_shape
+            masks = F.interpolate(masks[None].float(), size=tuple(size), mode='nearest')[0].bool()
+        return masks[0]
+
+    @staticmethod
     def _add_empty_results(samples: SampleList, rescale: bool) -> None:
         """Empty predictions (no mask) for every sample; replaced for samples that get decoder items. A
         referring/reasoning answer without ``<SEG>`` is thus scored as an empty mask, not skipped."""
@@ -436,7 +457,7 @@ class XSAM(BaseDetector):
                                                  labels=torch.zeros(0, dtype=torch.long, device=device),
                                                  scores=torch.zeros(0, device=device),
                                                  bboxes=torch.zeros(0, 4, device=device))
-            if meta.get('task') in ('refseg', 'reaseg'):
+            if meta.get('task') in ('refseg', 'reaseg', 'intseg'):
                 k = max(1, len(meta.get('phrases') or []))
                 sample.pred_sem_seg = PixelData(sem_seg=torch.zeros(k, h, w, dtype=torch.uint8, device=device))
 

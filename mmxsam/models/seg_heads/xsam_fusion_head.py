@@ -7,6 +7,7 @@ from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
+from mmdet.structures.bbox import bbox_overlaps
 from mmdet.structures.mask import mask2bbox
 from mmdet.utils import OptConfigType, OptMultiConfig
 from mmengine.config import ConfigDict
@@ -259,6 +260,57 @@ class XSAMFusionHead(MaskFormerFusionHead):
         masks = mask_pred[query_index].sigmoid() > mask_thr  # (C, H, W)
         return InstanceData(masks=masks, labels=torch.arange(masks.shape[0], device=masks.device),
                             scores=scores, bboxes=mask2bbox(masks))
+
+    def interactive_postprocess(self, mask_cls: Tensor, mask_pred: Tensor, prompt: Tensor) -> InstanceData:
+        """One mask for one visual prompt (interactive segmentation, reference §5 "Interactive").
+
+        Candidates: the queries whose instance score (softmax probability of the prompt's class times the
+        mean sigmoid inside the query's mask, as :meth:`instance_postprocess`) is at least
+        ``test_cfg.interactive_score_thr`` (0.5), or the best query if none is. Among them the mask that
+        agrees most with the prompt wins, by ``test_cfg.interactive_select``:
+
+        * ``'box_iou'`` (default, the official rule): IoU of the mask's bounding box with the prompt's
+          bounding box. Crude for point/scribble prompts (it favours the smallest box around the point).
+        * ``'mask_iou'``: IoU of the mask with the prompt mask itself (box and mask prompts cover the object).
+
+        Ties go to the higher score.
+
+        Args:
+            mask_cls (Tensor): class logits (Q, 2): the prompt's class, background last.
+            mask_pred (Tensor): mask logits (Q, H, W).
+            prompt (Tensor): (H, W) bool prompt mask at the same size.
+
+        Returns:
+            InstanceData: one ``masks`` (1, H, W) bool, ``labels`` [0], ``scores`` (1,), ``bboxes`` (1, 4).
+        """
+        cfg = self.test_cfg
+        thr = cfg.get('interactive_score_thr', 0.5)
+        select = cfg.get('interactive_select', 'box_iou')
+        if select not in ('box_iou', 'mask_iou'):
+            raise ValueError(f"test_cfg.interactive_select must be 'box_iou' or 'mask_iou', got {select!r}")
+        binary = mask_pred > 0  # (Q, H, W)
+        probs = F.softmax(mask_cls.float(), dim=-1)[:, 0]  # (Q,)
+        mean_inside = (mask_pred.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
+        scores = probs * mean_inside  # (Q,)
+        candidates = (scores >= thr).nonzero(as_tuple=True)[0]
+        if candidates.numel() == 0:
+            candidates = scores.argmax()[None]
+        prompt = prompt.bool()
+        if select == 'box_iou':
+            boxes = mask2bbox(binary[candidates])  # (N, 4)
+            prompt_box = mask2bbox(prompt[None])  # (1, 4)
+            agreement = bbox_overlaps(boxes, prompt_box)[:, 0]
+        else:
+            inter = (binary[candidates] & prompt).flatten(1).sum(1).float()
+            union = (binary[candidates] | prompt).flatten(1).sum(1).float()
+            agreement = inter / union.clamp_min(1)
+        # the best agreement; among equal agreements the higher score
+        order = torch.argsort(scores[candidates], descending=True, stable=True)
+        best = order[agreement[order].argmax()]
+        q = candidates[best]
+        masks = binary[q][None]
+        return InstanceData(masks=masks, labels=masks.new_zeros(1, dtype=torch.long), scores=scores[q][None],
+                            bboxes=mask2bbox(masks))
 
     @staticmethod
     def crop_to_image(mask_pred: Tensor, meta: dict, rescale: bool) -> Tensor:

@@ -50,6 +50,8 @@ def task_dataset(task, root, tokenizer_dir, test_mode=False):
                     data_prefix=dict(img_path='images/')),
         vgdseg=dict(type='XSAMVGDSegDataset', ann_file=f'vgd/vgd_{split}.json', data_prefix=dict(img='images/'),
                     **(dict(prompt_type='box') if test_mode else {})),
+        intseg=dict(type='XSAMInteractiveSegDataset', ann_file=f'vgd/vgd_{split}.json', data_prefix=dict(img='images/'),
+                    **(dict(prompt_type='box') if test_mode else {})),
         imgconv=dict(type='XSAMImageConvDataset', ann_file=f'llava/conversations_{split}.json',
                      data_prefix=dict(img_path='images/')))
     pipeline = [dict(type='IfHasImage', transforms=[image[0], image[2]]), pack] if task == 'imgconv' \
@@ -220,6 +222,23 @@ def test_predict_teacher_forcing_per_task(model, shapes_root, tiny_tokenizer_dir
                 assert set(sample.pred_sem_seg.sem_seg.unique().tolist()) <= {0, 1}
             if task == 'gcgseg':  # one mask per phrase of the caption
                 assert len(sample.pred_instances) == len(sample.metainfo['phrases'])
+
+
+def test_predict_interactive_picks_one_mask(model, shapes_root, tiny_tokenizer_dir):
+    """intseg: one mask per sample, chosen among the candidates by agreement with the prompt; the prompt
+    may come at the original size (evaluation pipelines load annotations after the resize)."""
+    model.eval()
+    dataset = task_dataset('intseg', shapes_root, tiny_tokenizer_dir, test_mode=True)
+    dataset.pipeline.transforms.insert(2, dataset.pipeline.transforms.pop(1))  # annotations after the resize
+    dataset.pipeline.transforms[1].scale = (96, 96)  # so the image (96) and the prompt (128) sizes differ
+    data = model.data_preprocessor(pseudo_collate([dataset[i] for i in (0, 1)]), training=False)
+    with torch.no_grad():
+        out = model(**data, mode='predict')
+    for sample in out:
+        h, w = sample.metainfo['ori_shape']
+        assert tuple(sample.metainfo['img_shape'][:2]) == (96, 96) != (h, w)
+        assert sample.pred_instances.masks.shape == (1, h, w)
+        assert sample.pred_sem_seg.sem_seg.shape == (1, h, w)
 
 
 def test_generation_batch_equals_single(repo_root, tiny_tokenizer_dir, shapes_root):

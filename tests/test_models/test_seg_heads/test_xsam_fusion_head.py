@@ -390,3 +390,30 @@ def test_crop_to_image():
     torch.testing.assert_close(out, logits[:, :6, :5].bfloat16().float())
     # also callable on an instance (predict uses self.crop_to_image)
     torch.testing.assert_close(head().crop_to_image(logits, meta, False), logits[:, :6, :5])
+
+
+def _interactive_head(**cfg):
+    from mmxsam.models.seg_heads import XSAMFusionHead
+    return XSAMFusionHead(num_things_classes=1, num_stuff_classes=0, test_cfg=dict(cfg))
+
+
+def test_interactive_postprocess_box_iou_and_mask_iou():
+    """Candidates are the queries scoring >= 0.5; the official rule picks the best box IoU with the prompt."""
+    h = w = 20
+    pred = torch.full((3, h, w), -10.0)
+    pred[0, 0:10, 0:10] = 10.0  # small box around the prompt
+    pred[1, 0:20, 0:20] = 10.0  # whole image
+    pred[2, 15:20, 15:20] = 10.0  # far away
+    cls = torch.tensor([[5.0, -5.0], [5.0, -5.0], [5.0, -5.0]])  # all confident
+    prompt = torch.zeros(h, w, dtype=torch.bool)
+    prompt[2:8, 2:8] = True
+    out = _interactive_head().interactive_postprocess(cls, pred, prompt)
+    assert out.masks.shape == (1, h, w) and out.masks[0].sum() == 100 and out.labels.tolist() == [0]
+    out = _interactive_head(interactive_select='mask_iou').interactive_postprocess(cls, pred, prompt)
+    assert out.masks[0].sum() == 100  # IoU 36/100 beats 36/400
+    # no query reaches the threshold: the best-scoring one
+    low = torch.tensor([[-5.0, 5.0], [0.0, 0.0], [-5.0, 5.0]])
+    out = _interactive_head().interactive_postprocess(low, pred, prompt)
+    assert out.masks[0].sum() == 400
+    with pytest.raises(ValueError, match='interactive_select'):
+        _interactive_head(interactive_select='nearest').interactive_postprocess(cls, pred, prompt)
