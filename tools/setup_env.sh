@@ -72,9 +72,15 @@ else
         || { echo "mmcv was installed but mmcv.ops does not import" >&2; exit 1; }
 fi
 
-step "mmdet, mmpretrain, transformers, peft, pycocotools, scipy, pytest"
+step "mmdet, mmpretrain, transformers, peft, pycocotools, pycocoevalcap, scipy, pytest"
+# pycocoevalcap (~100 MB: METEOR 1.5 and Stanford CoreNLP jars) scores GCG captions (METEOR, CIDEr); its
+# only dependency is pycocotools. It runs those jars with Java, which this script does not install.
 "${PIP[@]}" -q "mmdet==3.3.0" "mmpretrain==1.2.0" "transformers>=4.57,<4.58" "peft>=0.13" \
-    pycocotools scipy "pytest>=7" "tokenizers>=0.22"
+    pycocotools pycocoevalcap scipy "pytest>=7" "tokenizers>=0.22"
+if ! command -v java >/dev/null 2>&1; then
+    echo "    note: no 'java' on PATH; GCG caption metrics (METEOR/CIDEr) need a Java runtime," \
+         "e.g. apt-get install default-jre-headless"
+fi
 
 step "deepspeed 0.18.9 (no build isolation: its build imports torch)"
 if "$PY" -c 'import importlib.metadata as m; assert m.version("deepspeed") == "0.18.9"' >/dev/null 2>&1; then

@@ -24,7 +24,8 @@ from mmengine.structures import InstanceData, PixelData
 from ...models.language.conversation import build_tokenizer, encode_conversation
 
 XSAM_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip', 'flip_direction',
-                  'task', 'source', 'phrases', 'has_image', 'num_truncated', 'sample_idx', 'split', 'category_ids')
+                  'task', 'source', 'phrases', 'has_image', 'num_truncated', 'sample_idx', 'split', 'category_ids',
+                  'vprompt_types', 'conversations')  # the last two: VGDMetric's prompt type, ChatMetric's Q/A
 
 
 def conversation_pairs(conversations: Sequence[dict], where: str = 'sample') -> List[Tuple[str, Optional[str]]]:
