@@ -52,7 +52,8 @@ from torch import Tensor
 from ..language.constants import IGNORE_INDEX
 from ..utils.condition_pooling import build_conditions
 from ..utils.hf_utils import freeze_modules
-from ..utils.multimodal_inputs import merge_multimodal_inputs, split_prompt, strip_generated
+from ..utils.multimodal_inputs import (merge_multimodal_inputs, sanitize_phrase_tags, split_prompt,
+                                       strip_generated)
 from ..utils.seg_items import SegItems, build_seg_items
 
 TEST_MODES = ('teacher_forcing', 'generation')
@@ -375,6 +376,10 @@ class XSAM(BaseDetector):
             answers = self.generate(prompts, sub_visual, [region_tokens[b] for b in gen_index],
                                     [samples[b] for b in gen_index])
             for b, prompt, answer in zip(gen_index, prompts, answers):
+                answer, removed = sanitize_phrase_tags(answer, self.llm.p_start_id, self.llm.p_end_id)
+                if removed:
+                    print_log(f'XSAM.predict: {_sample_name(samples[b], b)}: {removed} unpaired <p>/</p> tag(s) '
+                              'removed from the generated answer', logger='current', level=30)
                 samples[b].pred_text = self.llm.tokenizer.decode(answer.tolist(), skip_special_tokens=False)
                 ids[b] = torch.cat([prompt, answer.to(prompt.dtype)])
         if self.with_decoder:

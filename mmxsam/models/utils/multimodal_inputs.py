@@ -12,7 +12,7 @@ The data pipeline tokenises a conversation into compact ids in which ``<image>``
 is aligned one to one with the LLM's hidden states (what :mod:`.condition_pooling` reads): image-token
 positions carry -200, region positions -300, padding :data:`PAD_INDEX` (which matches no token).
 """
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -160,3 +160,34 @@ def strip_generated(sequences: Tensor, stop_token_ids: Sequence[int]) -> List[Te
         hit = torch.isin(row, stops).nonzero(as_tuple=True)[0]
         out.append(row[:int(hit[0])] if hit.numel() else row)
     return out
+
+
+def sanitize_phrase_tags(ids: Tensor, p_start_id: int, p_end_id: int) -> Tuple[Tensor, int]:
+    """Drop the phrase tags that break ``<p>..</p>`` pairing from generated ids.
+
+    A generated answer may hold a ``</p>`` with no open phrase, a ``<p>`` inside an open phrase or a ``<p>``
+    never closed; the conditions need well-formed spans. Scanning left to right, such tags are removed (an
+    unclosed ``<p>`` at the end is removed too); every other token stays.
+
+    Args:
+        ids: ``(T,)`` generated ids. p_start_id, p_end_id: the tag ids.
+
+    Returns:
+        tuple: the cleaned ids ``(T',)`` and the number of tags removed.
+    """
+    keep = torch.ones_like(ids, dtype=torch.bool)
+    open_at = -1
+    for i, token in enumerate(ids.tolist()):  # generated answers are short; a plain scan is clearest
+        if token == p_start_id:
+            if open_at >= 0:
+                keep[i] = False  # nested
+            else:
+                open_at = i
+        elif token == p_end_id:
+            if open_at < 0:
+                keep[i] = False  # nothing to close
+            else:
+                open_at = -1
+    if open_at >= 0:
+        keep[open_at] = False  # never closed
+    return ids[keep], int((~keep).sum())

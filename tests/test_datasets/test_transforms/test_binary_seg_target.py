@@ -24,3 +24,18 @@ def test_no_instance_is_an_empty_target_and_missing_masks_an_error():
     assert not out['gt_seg_map'].any()
     with pytest.raises(KeyError, match='a.jpg: BinarySegTarget needs gt_masks'):
         BinarySegTarget()(dict(img_path='a.jpg'))
+
+
+def test_semantic_target_labels_and_unlabeled():
+    from mmxsam.datasets.transforms import SemanticSegTarget
+    masks = np.zeros((2, 3, 4), np.uint8)
+    masks[0, 0, :2] = 1
+    masks[1, 2, 3] = 1
+    out = SemanticSegTarget()(dict(gt_masks=BitmapMasks(masks, 3, 4), gt_bboxes_labels=np.array([4, 0])))
+    target = out['gt_seg_map']
+    assert target[0, 0] == 4 and target[0, 1] == 4 and target[2, 3] == 0
+    assert (target == 255).sum() == 12 - 3
+    with pytest.raises(ValueError, match='collides with ignore_index'):
+        SemanticSegTarget(ignore_index=4)(dict(gt_masks=BitmapMasks(masks, 3, 4), gt_bboxes_labels=np.array([4, 0])))
+    with pytest.raises(KeyError, match='needs gt_masks and gt_bboxes_labels'):
+        SemanticSegTarget()(dict(img_path='x.jpg'))

@@ -239,3 +239,14 @@ def test_strip_generated():
     out = strip_generated(seqs, [9, 8])
     assert [o.tolist() for o in out] == [[5, 6], [5, 6, 7], [], [3]]
     assert strip_generated(seqs, (2, ))[0].tolist() == [5, 6, 9, 0, 0]  # no stop: row kept whole
+
+
+def test_sanitize_phrase_tags():
+    from mmxsam.models.utils.multimodal_inputs import sanitize_phrase_tags
+    P, E = 50, 51
+    ids = torch.tensor([E, 1, P, 2, P, 3, E, 4, E, P, 5])  # stray </p>, nested <p>, stray </p>, unclosed <p>
+    out, removed = sanitize_phrase_tags(ids, P, E)
+    assert out.tolist() == [1, P, 2, 3, E, 4, 5] and removed == 4
+    good = torch.tensor([P, 1, E, 7, P, 2, E])
+    out, removed = sanitize_phrase_tags(good, P, E)
+    assert torch.equal(out, good) and removed == 0
