@@ -22,7 +22,8 @@ TINY = sorted(glob.glob(osp.join(EVAL_DIR, 'tiny_*.py')))
 EXPECTED_FULL = {
     'coco_panoptic', 'ade20k_ov', 'refcoco_val', 'refcoco_testA', 'refcoco_testB', 'refcoco_plus_val',
     'refcoco_plus_testA', 'refcoco_plus_testB', 'refcocog_val', 'refcocog_test', 'reasonseg_val', 'reasonseg_test',
-    'gcg_val', 'gcg_test'} | {f'{k}_{p}' for k in ('interactive', 'vgd') for p in ('point', 'scribble', 'box', 'mask')}
+    'gcg_val', 'gcg_test'} | {f'{k}_{p}' for k in ('interactive', 'vgd', 'vgd_cross')
+                              for p in ('point', 'scribble', 'box', 'mask')}
 
 
 def _evaluators(cfg):

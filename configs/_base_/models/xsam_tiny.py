@@ -40,6 +40,7 @@ model = dict(
     panoptic_head=dict(cls_mode='conditioned', bg_cls_weight=0.1, loss_cls=dict(class_weight=None)),
     llm_loss_weight=1.0,
     seg_loss_weight=1.0,
-    train_cfg=dict(contrastive=True),
+    # referring items classify against the whole batch; VGD slots take prompts from any image of the batch
+    train_cfg=dict(contrastive=True, vgd_prompt_source='batch'),
     test_cfg=dict(object_mask_thr=0.0, mode='teacher_forcing', generation_tasks=('imgconv', ),
                   max_new_tokens=64, region_seed=0))

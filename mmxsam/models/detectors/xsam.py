@@ -54,6 +54,7 @@ from ..utils.condition_pooling import build_conditions
 from ..utils.hf_utils import freeze_modules
 from ..utils.multimodal_inputs import (merge_multimodal_inputs, sanitize_phrase_tags, split_prompt,
                                        strip_generated)
+from ..utils.prompt_sources import PROMPT_SOURCES, prompt_sources
 from ..utils.seg_items import SegItems, build_seg_items
 
 TEST_MODES = ('teacher_forcing', 'generation')
@@ -94,11 +95,16 @@ class XSAM(BaseDetector):
         frozen_modules (Sequence[str]): attributes to freeze (no gradient, eval mode), e.g.
             ``('backbone',)``; the HF wrappers also have their own ``freeze``/``frozen`` switches.
         train_cfg (dict): the head's (assigner, sampler, points) plus ``contrastive`` (bool, default
-            True: referring/reasoning items classify against every expression of the batch).
+            True: referring/reasoning items classify against every expression of the batch) and
+            ``vgd_prompt_source`` (``'same_image'`` default, ``'batch'``: each VGD slot's prompt drawn
+            from any image of the batch with its category, as the official training; see
+            ``mmxsam.models.utils.prompt_sources``).
         test_cfg (dict): the fusion head's keys plus ``mode`` (``'teacher_forcing'`` |
             ``'generation'``), ``generation_tasks`` (tasks always generated, default
             ``('imgconv',)``), ``max_new_tokens`` (512), ``region_seed`` (0: per-sample seed of the
-            test-time region sampling, ``region_seed + sample_idx``).
+            test-time region sampling, ``region_seed + sample_idx``), ``vgd_prompt_source``
+            (``'same_image'`` default; ``'cross_image'``: cross-image VGD, each slot prompted from another
+            image of the batch), ``interactive_select`` / ``interactive_score_thr`` (intseg).
         data_preprocessor (dict): ``XSAMDataPreprocessor``.
         init_cfg (dict | list[dict], optional): e.g. a list of ``Pretrained`` checkpoints loaded in
             order (stage 3: the stage-1 then the stage-2 checkpoint; keys match by name).
@@ -130,6 +136,10 @@ class XSAM(BaseDetector):
         mode = self.test_cfg.get('mode', 'teacher_forcing')
         if mode not in TEST_MODES:
             raise ValueError(f'test_cfg.mode must be one of {TEST_MODES}, got {mode!r}')
+        for name, cfg in (('train_cfg', self.train_cfg), ('test_cfg', self.test_cfg)):
+            if cfg.get('vgd_prompt_source', 'same_image') not in PROMPT_SOURCES:
+                raise ValueError(f'{name}.vgd_prompt_source must be one of {PROMPT_SOURCES}, got '
+                                 f"{cfg.get('vgd_prompt_source')!r}")
         if vision_projector is not None and vision_encoder is None:
             raise ValueError('vision_projector needs a vision_encoder')
         if vision_encoder is not None and vision_projector is None:
@@ -237,33 +247,60 @@ class XSAM(BaseDetector):
         image_tokens = [tokens[b] if has_image[b] else None for b in range(len(samples))]
         return dict(sam=sam, image_tokens=image_tokens, seg_tokens=seg_tokens, seg_grid=seg_grid)
 
+    def _padded_prompts(self, sample: DetDataSample, b: int, device: torch.device) -> Optional[Tensor]:
+        """The sample's visual-prompt masks (K, H_pad, W_pad) bool on the SAM input grid, or None."""
+        if 'gt_vprompts' not in sample or len(sample.gt_vprompts) == 0:
+            return None
+        if self.region_sampler is None:
+            raise ValueError(f'{_sample_name(sample, b)}: visual prompts given but the model has no region_sampler')
+        masks = sample.gt_vprompts.masks
+        masks = masks.to_tensor(torch.bool, device) if hasattr(masks, 'to_tensor') \
+            else torch.as_tensor(masks, device=device).bool()
+        pad_h, pad_w = sample.metainfo['batch_input_shape']
+        img_h, img_w = sample.metainfo.get('img_shape', masks.shape[-2:])[:2]
+        if tuple(masks.shape[-2:]) != (img_h, img_w):
+            # loaded at the original size (evaluation pipelines load annotations after the resize)
+            masks = F.interpolate(masks[None].float(), size=(img_h, img_w), mode='nearest')[0].bool()
+        padded = masks.new_zeros((masks.shape[0], pad_h, pad_w))
+        padded[:, :masks.shape[1], :masks.shape[2]] = masks[:, :pad_h, :pad_w]
+        return padded
+
     def _region_tokens(self, visual: dict, samples: SampleList) -> List[Optional[Tensor]]:
-        """One feature per visual prompt mask (``gt_vprompts.masks``, padded to the SAM input)."""
+        """One feature per visual prompt mask (``gt_vprompts.masks``): for VGD samples, read from the image
+        that ``train_cfg`` / ``test_cfg`` ``vgd_prompt_source`` names (``mmxsam.models.utils.prompt_sources``:
+        ``'same_image'``, ``'cross_image'`` or ``'batch'``), else from the sample's own image."""
+        device = visual['seg_tokens'].device if visual['seg_tokens'] is not None else torch.device('cpu')
+        padded = [self._padded_prompts(s, b, device) for b, s in enumerate(samples)]
+        cfg = self.train_cfg if self.training else self.test_cfg
+        mode = cfg.get('vgd_prompt_source', 'same_image')
+        categories = [
+            list(s.metainfo['category_ids']) if (s.metainfo.get('task') == 'vgdseg' and padded[b] is not None
+                                                 and len(s.metainfo.get('category_ids') or ()) == len(padded[b]))
+            else None for b, s in enumerate(samples)
+        ]
+        sources, fallbacks = prompt_sources(categories, mode)
+        if fallbacks:
+            print_log(f'XSAM: {fallbacks} VGD prompt slot(s) kept their own image\'s prompt (no other image of the '
+                      f'batch has their category; vgd_prompt_source={mode!r})', logger='current', level=20)
         out: List[Optional[Tensor]] = []
         for b, sample in enumerate(samples):
-            if 'gt_vprompts' not in sample or len(sample.gt_vprompts) == 0:
+            if padded[b] is None:
                 out.append(None)
                 continue
-            if self.region_sampler is None:
-                raise ValueError(f'{_sample_name(sample, b)}: visual prompts given but the model has no '
-                                 'region_sampler')
-            masks = sample.gt_vprompts.masks
-            masks = masks.to_tensor(torch.bool, visual['seg_tokens'].device) if hasattr(masks, 'to_tensor') \
-                else torch.as_tensor(masks, device=visual['seg_tokens'].device).bool()
-            pad_h, pad_w = sample.metainfo['batch_input_shape']
-            img_h, img_w = sample.metainfo.get('img_shape', masks.shape[-2:])[:2]
-            if tuple(masks.shape[-2:]) != (img_h, img_w):
-                # loaded at the original size (evaluation pipelines load annotations after the resize)
-                masks = F.interpolate(masks[None].float(), size=(img_h, img_w), mode='nearest')[0].bool()
-            padded = masks.new_zeros((masks.shape[0], pad_h, pad_w))
-            padded[:, :masks.shape[1], :masks.shape[2]] = masks[:, :pad_h, :pad_w]
             generator = None
             if not self.training:  # deterministic per sample at test time, whatever the batch
                 seed = int(self.test_cfg.get('region_seed', 0)) + int(sample.metainfo.get('sample_idx', b))
                 generator = torch.Generator().manual_seed(seed)
+            pairs = sources[b] or [(b, k) for k in range(len(padded[b]))]
             try:
-                feats = self.region_sampler(visual['seg_tokens'][b:b + 1], [padded], generator=generator,
-                                            grid_size=visual['seg_grid'])[0]
+                if all(j == b for j, _ in pairs):  # the sample's own image: one call for all its prompts
+                    masks = padded[b][[k for _, k in pairs]]
+                    feats = self.region_sampler(visual['seg_tokens'][b:b + 1], [masks], generator=generator,
+                                                grid_size=visual['seg_grid'])[0]
+                else:  # prompts read from other images of the batch, one slot at a time
+                    feats = torch.cat([
+                        self.region_sampler(visual['seg_tokens'][j:j + 1], [padded[j][k:k + 1]], generator=generator,
+                                            grid_size=visual['seg_grid'])[0] for j, k in pairs])
             except ValueError as err:
                 raise ValueError(f'{_sample_name(sample, b)}: {err}') from err
             out.append(feats)  # (K_b, H)

@@ -339,3 +339,32 @@ def test_generated_answer_without_seg_is_an_empty_mask(repo_root, tiny_tokenizer
     assert sample.pred_text == 'No.'
     assert sample.pred_sem_seg.sem_seg.shape == (1, h, w) and not sample.pred_sem_seg.sem_seg.any()
     assert len(sample.pred_instances) == 0
+
+
+def test_cross_image_vgd_prompts_come_from_another_image(model, shapes_root, tiny_tokenizer_dir, monkeypatch):
+    """vgd_prompt_source='cross_image': a slot's region feature is read from another sample's image (one
+    with the slot's category), at the other sample's prompt."""
+    model.eval()
+    dataset = task_dataset('vgdseg', shapes_root, tiny_tokenizer_dir, test_mode=True)
+    cats = [set(dataset.prepare_data(i)['data_samples'].metainfo['category_ids']) for i in range(len(dataset))]
+    pair = next((i, j) for i in range(len(cats)) for j in range(i + 1, len(cats)) if cats[i] & cats[j])
+    data = model.data_preprocessor(pseudo_collate([dataset[i] for i in pair]), training=False)
+    samples = data['data_samples']
+    calls = []
+    original = model.region_sampler.forward
+
+    def spy(features, masks, generator=None, grid_size=None):
+        calls.append((features, masks[0]))
+        return original(features, masks, generator=generator, grid_size=grid_size)
+
+    monkeypatch.setattr(model.region_sampler, 'forward', spy)
+    monkeypatch.setitem(model.test_cfg, 'vgd_prompt_source', 'cross_image')
+    with torch.no_grad():
+        visual = model._encode_images(data['inputs'], data['encoder_inputs'], samples)
+        tokens = model._region_tokens(visual, samples)
+    shared = sorted(cats[pair[0]] & cats[pair[1]])[0]
+    other_slot = list(samples[1].metainfo['category_ids']).index(shared)
+    other_mask = model._padded_prompts(samples[1], 1, visual['seg_tokens'].device)[other_slot]
+    # sample 0's call for the shared category read image 1 at image 1's prompt
+    assert any(torch.equal(f, visual['seg_tokens'][1:2]) and torch.equal(m[0], other_mask) for f, m in calls)
+    assert tokens[0].shape[0] == len(samples[0].metainfo['category_ids'])

@@ -1,0 +1,5 @@
+# Cross-image VGD, COCO-VGD val with box prompts; see vgd_cross_point.py.
+_base_ = ['./vgd_box.py']
+test_dataloader = dict(batch_size=4)
+test_evaluator = dict(prefix='coco_vgd_cross_val_box')
+model = dict(test_cfg=dict(vgd_prompt_source='cross_image'))
