@@ -43,7 +43,7 @@ def _ranks(dataset, world_size, seed=0, epoch=0, **kwargs):
     return out
 
 
-@pytest.mark.parametrize('world_size', [1, 2, 4])
+@pytest.mark.parametrize('world_size', [1, 2, 4, 16])
 def test_every_global_batch_is_single_source(world_size):
     ds = _balanced()
     lengths = ds.source_lengths  # [57, 23, 6]: only the 5-sample source is repeated (r = 1.30)
