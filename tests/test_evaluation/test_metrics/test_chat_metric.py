@@ -1,22 +1,19 @@
 """ChatMetric: normalisation, accuracy per question type, VLMEvalKit export, 1 vs 2 processes."""
 import csv
 import math
-import pickle
-import socket
-from datetime import timedelta
+from functools import partial
 from unittest import mock
 
 import numpy as np
 import pytest
-import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 from mmdet.registry import METRICS
 from mmdet.structures import DetDataSample
-from mmengine.dataset import DefaultSampler
 from mmengine.evaluator import Evaluator
 
 from mmxsam.evaluation.metrics.chat_metric import (EXPORT_COLUMNS, ChatMetric, classify_question, last_turns,
                                                    normalize_answer)
+
+from dist_helpers import run_distributed  # noqa: E402  (the shared 2-process scaffolding, beside this file)
 
 LOG_TARGET = 'mmxsam.evaluation.metrics.chat_metric.print_log'
 
@@ -201,28 +198,9 @@ def _evaluate(indices, collect_dir, export_file):
     return evaluator.evaluate(NUM_DIST)
 
 
-def _dist_worker(rank, world_size, port, tmp_dir):
-    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                                  world_size=world_size, timeout=timedelta(seconds=60))
-    try:
-        indices = list(DefaultSampler(list(range(NUM_DIST)), shuffle=False))
-        metrics = _evaluate(indices, f'{tmp_dir}/collect', f'{tmp_dir}/dist.tsv')
-        with open(f'{tmp_dir}/rank{rank}.pkl', 'wb') as f:
-            pickle.dump(dict(indices=indices, metrics=metrics), f)
-    finally:
-        torch_dist.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_one_and_two_processes_give_identical_metrics_and_file(tmp_path):
     single = _evaluate(list(range(NUM_DIST)), None, str(tmp_path / 'single.tsv'))
-    mp.spawn(_dist_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    parts = [pickle.loads((tmp_path / f'rank{r}.pkl').read_bytes()) for r in range(2)]
+    parts = run_distributed(partial(_evaluate, export_file=str(tmp_path / 'dist.tsv')), NUM_DIST, tmp_path)
     assert parts[1]['indices'][-1] == 0
     assert parts[0]['metrics'] == single and parts[1]['metrics'] == single
     assert single['chat/accuracy'] == pytest.approx(100 * 5 / 9)

@@ -4,18 +4,14 @@ import json
 import math
 import os.path as osp
 import pickle
-import socket
-from datetime import timedelta
+from functools import partial
 from unittest import mock
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 from mmdet.registry import METRICS
 from mmdet.structures import DetDataSample
-from mmengine.dataset import DefaultSampler
 from mmengine.evaluator import Evaluator
 from mmengine.structures import InstanceData
 from pycocotools import mask as mask_utils
@@ -23,6 +19,9 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from mmxsam.evaluation.metrics.gcg_metric import GCGMetric, clean_caption, extract_phrases, greedy_iou_matching
+
+from dist_helpers import run_distributed  # noqa: E402  (the shared 2-process scaffolding, beside this file)
+
 
 LOG_TARGET = 'mmxsam.evaluation.metrics.gcg_metric.print_log'
 MASK_ONLY = dict(caption_metrics=())  # no JVM
@@ -427,22 +426,8 @@ def _evaluate(indices, size, gt_dir, collect_dir):
     return evaluator.evaluate(size)
 
 
-def _dist_worker(rank, world_size, port, tmp_dir):
-    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                                  world_size=world_size, timeout=timedelta(seconds=120))
-    try:
-        indices = list(DefaultSampler(list(range(NUM_DIST_IMAGES)), shuffle=False))
-        metrics = _evaluate(indices, NUM_DIST_IMAGES, tmp_dir, f'{tmp_dir}/collect')
-        with open(f'{tmp_dir}/rank{rank}.pkl', 'wb') as f:
-            pickle.dump(dict(indices=indices, metrics=metrics), f)
-    finally:
-        torch_dist.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+def _evaluate_shard(indices, collect_dir, tmp_dir):
+    return _evaluate(indices, NUM_DIST_IMAGES, tmp_dir, collect_dir)
 
 
 def test_one_and_two_processes_give_identical_metrics(tmp_path):
@@ -450,8 +435,7 @@ def test_one_and_two_processes_give_identical_metrics(tmp_path):
     with open(tmp_path / 'preds.pkl', 'wb') as f:
         pickle.dump(preds, f)
     single = _evaluate(list(range(NUM_DIST_IMAGES)), NUM_DIST_IMAGES, str(tmp_path), None)
-    mp.spawn(_dist_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    parts = [pickle.loads((tmp_path / f'rank{r}.pkl').read_bytes()) for r in range(2)]
+    parts = run_distributed(partial(_evaluate_shard, tmp_dir=str(tmp_path)), NUM_DIST_IMAGES, tmp_path, timeout=120)
     assert parts[0]['indices'] == [0, 2, 4, 6] and parts[1]['indices'] == [1, 3, 5, 0]
     assert parts[0]['metrics'] == single and parts[1]['metrics'] == single
     assert set(single) == {'gcg/CIDEr', 'gcg/AP50', 'gcg/mIoU', 'gcg/AP', 'gcg/mIoU_strict'}

@@ -1,22 +1,19 @@
 """XSAMSemSegMetric: against detectron2's formulas in numpy, absent classes, bad input, 1 vs 2 processes."""
 import math
-import pickle
-import socket
-from datetime import timedelta
 from unittest import mock
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 from mmdet.registry import METRICS
 from mmdet.structures import DetDataSample
-from mmengine.dataset import DefaultSampler
 from mmengine.evaluator import Evaluator
 from mmengine.structures import PixelData
 
 from mmxsam.evaluation.metrics.sem_seg_metric import XSAMSemSegMetric
+
+from dist_helpers import run_distributed  # noqa: E402  (the shared 2-process scaffolding, beside this file)
+
 
 IGNORE = 255
 NUM_CLASSES = 6
@@ -209,28 +206,9 @@ def _evaluate(indices, collect_dir):
     return evaluator.evaluate(NUM_DIST_SAMPLES)
 
 
-def _dist_worker(rank, world_size, port, tmp_dir):
-    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                                  world_size=world_size, timeout=timedelta(seconds=60))
-    try:
-        indices = list(DefaultSampler(list(range(NUM_DIST_SAMPLES)), shuffle=False))
-        metrics = _evaluate(indices, f'{tmp_dir}/collect')
-        with open(f'{tmp_dir}/rank{rank}.pkl', 'wb') as f:
-            pickle.dump(dict(indices=indices, metrics=metrics), f)
-    finally:
-        torch_dist.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_one_and_two_processes_give_identical_metrics(tmp_path):
     single = _evaluate(list(range(NUM_DIST_SAMPLES)), None)
-    mp.spawn(_dist_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    parts = [pickle.loads((tmp_path / f'rank{r}.pkl').read_bytes()) for r in range(2)]
+    parts = run_distributed(_evaluate, NUM_DIST_SAMPLES, tmp_path)
     assert parts[1]['indices'][-1] == 0  # rank 1 carries the padded repeat of sample 0
     assert parts[0]['metrics'] == single and parts[1]['metrics'] == single
     ref = detectron2_reference(random_samples(NUM_DIST_SAMPLES, seed=7), NUM_CLASSES)

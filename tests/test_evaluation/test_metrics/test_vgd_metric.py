@@ -5,19 +5,14 @@ import io
 import json
 import math
 import os.path as osp
-import pickle
-import socket
-from datetime import timedelta
+from functools import partial
 from unittest import mock
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 from mmdet.registry import METRICS
 from mmdet.structures import DetDataSample
-from mmengine.dataset import DefaultSampler
 from mmengine.evaluator import Evaluator
 from mmengine.structures import InstanceData
 from pycocotools import mask as mask_utils
@@ -25,6 +20,9 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from mmxsam.evaluation.metrics.vgd_metric import STAT_NAMES, VGDMetric
+
+from dist_helpers import run_distributed  # noqa: E402  (the shared 2-process scaffolding, beside this file)
+
 
 LOG_TARGET = 'mmxsam.evaluation.metrics.vgd_metric.print_log'
 H, W = 20, 30
@@ -316,30 +314,15 @@ def _evaluate(indices, gt_file, collect_dir):
     return evaluator.evaluate(len(samples))
 
 
-def _dist_worker(rank, world_size, port, tmp_dir, gt_file, num):
-    torch_dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                                  world_size=world_size, timeout=timedelta(seconds=60))
-    try:
-        indices = list(DefaultSampler(list(range(num)), shuffle=False))
-        metrics = _evaluate(indices, gt_file, f'{tmp_dir}/collect')
-        with open(f'{tmp_dir}/rank{rank}.pkl', 'wb') as f:
-            pickle.dump(dict(indices=indices, metrics=metrics), f)
-    finally:
-        torch_dist.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+def _evaluate_shard(indices, collect_dir, gt_file):
+    return _evaluate(indices, gt_file, collect_dir)
 
 
 def test_one_and_two_processes_give_identical_metrics(gt_file, tmp_path):
     num = len(hand_samples(seed=3)[0])  # 7: rank 1 pads with a repeat of sample 0
     assert num % 2 == 1
     single = _evaluate(list(range(num)), gt_file, None)
-    mp.spawn(_dist_worker, args=(2, _free_port(), str(tmp_path), gt_file, num), nprocs=2, join=True)
-    parts = [pickle.loads((tmp_path / f'rank{r}.pkl').read_bytes()) for r in range(2)]
+    parts = run_distributed(partial(_evaluate_shard, gt_file=gt_file), num, tmp_path)
     assert parts[1]['indices'][-1] == 0
     for part in parts:
         assert part['metrics'].keys() == single.keys()
