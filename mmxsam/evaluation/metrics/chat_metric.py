@@ -50,14 +50,13 @@ import re
 from collections import Counter, OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import torch
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from ...models.language.constants import IMAGE_TOKEN
-from .refer_seg_metric import _get
-from .sem_seg_metric import drop_duplicate_results, format_table, sample_sort_key
+from .metric_utils import drop_duplicate_results, format_table, sample_index, sample_sort_key
+from .metric_utils import get_field as _get
 
 NAN = float('nan')
 EXPORT_COLUMNS = ('index', 'question', 'answer', 'prediction', 'category', 'image_path', 'source')
@@ -168,11 +167,7 @@ class ChatMetric(BaseMetric):
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Append one dict (ids, question, answer, prediction, type; strings only) per sample."""
         for data_sample in data_samples:
-            sample_idx = _get(data_sample, 'sample_idx')
-            if sample_idx is None:
-                raise KeyError(f'{type(self).__name__} needs metainfo `sample_idx` in every data sample')
-            if isinstance(sample_idx, torch.Tensor):
-                sample_idx = sample_idx.item()
+            sample_idx = sample_index(data_sample, type(self).__name__)
             question, answer = last_turns(_get(data_sample, 'conversations'))
             explicit_answer = _get(data_sample, self.answer_key)
             explicit_question = _get(data_sample, self.question_key)

@@ -82,6 +82,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from .metric_utils import get_field as _get
+
 SEG_TOKEN = '<SEG>'
 CAPTION_METRICS = ('METEOR', 'CIDEr')
 MASK_MODES = ('per_phrase', 'label_map')
@@ -94,15 +96,6 @@ SampleResult = Tuple[Any, str, List[str], List[MaskResult]]
 
 _INSTALL_HINT = ('pip install pycocoevalcap==1.2 (tools/setup_env.sh installs it), or pass caption_metrics=() '
                  'to skip METEOR/CIDEr')
-
-
-def _get(container: Any, key: str, default: Any = None) -> Any:
-    """``container[key]`` for dicts (what mmengine's Evaluator passes) and data elements alike."""
-    if container is None:
-        return default
-    if isinstance(container, dict):
-        return container.get(key, default)
-    return getattr(container, key, default)
 
 
 def _as_id(value: Any) -> Any:

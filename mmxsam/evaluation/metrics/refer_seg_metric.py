@@ -37,15 +37,10 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
+from .metric_utils import get_field as _get
+
 # One processed sample: (sample_idx, split or None, intersection, union).
 SampleResult = Tuple[Any, Optional[str], int, int]
-
-
-def _get(container: Any, key: str, default: Any = None) -> Any:
-    """``container[key]`` for dicts (what mmengine's Evaluator passes) and data elements alike."""
-    if isinstance(container, dict):
-        return container.get(key, default)
-    return getattr(container, key, default)
 
 
 def _as_cpu_tensor(mask: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:

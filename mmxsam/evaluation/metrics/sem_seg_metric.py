@@ -41,62 +41,11 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from .refer_seg_metric import _get
+from .metric_utils import drop_duplicate_results, format_table, sample_index
+from .metric_utils import get_field as _get
 
 NAN = float('nan')
 METRIC_NAMES = ('mIoU', 'fwIoU', 'mAcc', 'pAcc')
-
-
-def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Plain-text table; the first column left-aligned, the others right-aligned."""
-    cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in row) for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    sep = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
-
-    def fmt(row):
-        return '| ' + ' | '.join(c.ljust(w) if i == 0 else c.rjust(w)
-                                 for i, (c, w) in enumerate(zip(row, widths))) + ' |'
-
-    return '\n'.join([sep, fmt(cells[0]), sep] + [fmt(row) for row in cells[1:]] + [sep])
-
-
-def drop_duplicate_results(results: Sequence[dict], owner: str) -> List[dict]:
-    """Keep the first result (a dict with ``sample_idx``) of every ``sample_idx``; log repeats and conflicts."""
-    seen: Dict[Any, dict] = {}
-    num_dup = num_conflict = 0
-    for result in results:
-        first = seen.get(result['sample_idx'])
-        if first is None:
-            seen[result['sample_idx']] = result
-            continue
-        num_dup += 1
-        num_conflict += int(not _same(first, result))
-    if num_dup:
-        print_log(f'{owner}: dropped {num_dup} repeated result(s) with an already seen sample_idx (sampler '
-                  f'padding); {len(seen)} unique samples remain.', logger='current', level=logging.WARNING)
-    if num_conflict:
-        print_log(f'{owner}: {num_conflict} of the dropped repeats differ from the first result of their '
-                  'sample_idx; sample_idx must be unique per sample, otherwise distinct samples are being '
-                  'discarded.', logger='current', level=logging.WARNING)
-    return list(seen.values())
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Deep equality for result dicts holding numpy arrays."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(np.asarray(a), np.asarray(b))
-    return a == b
-
-
-def sample_sort_key(value: Any) -> Tuple[int, Any]:
-    """Sort ints/floats numerically and anything else by its string (mixed types never compare)."""
-    if isinstance(value, (bool, int, float, np.integer, np.floating)):
-        return (0, float(value))
-    return (1, str(value))
 
 
 def _as_cpu_hw(array: Union[torch.Tensor, np.ndarray], what: str, sample_idx: Any) -> torch.Tensor:
@@ -175,11 +124,7 @@ class XSAMSemSegMetric(BaseMetric):
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Append ``dict(sample_idx, index, count)`` (the sample's non-zero confusion entries) per sample."""
         for data_sample in data_samples:
-            sample_idx = _get(data_sample, 'sample_idx')
-            if sample_idx is None:
-                raise KeyError(f'{type(self).__name__} needs metainfo `sample_idx` in every data sample')
-            if isinstance(sample_idx, torch.Tensor):
-                sample_idx = sample_idx.item()
+            sample_idx = sample_index(data_sample, type(self).__name__)
             pred = _get(_get(data_sample, 'pred_sem_seg', {}), 'sem_seg')
             gt = _get(_get(data_sample, 'gt_sem_seg', {}), 'sem_seg')
             if pred is None or gt is None:

@@ -64,8 +64,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ...datasets.utils.mask_codec import _to_rles
-from .refer_seg_metric import _get
-from .sem_seg_metric import drop_duplicate_results, format_table, sample_sort_key
+from .metric_utils import drop_duplicate_results, format_table, sample_index, sample_sort_key
+from .metric_utils import get_field as _get
 
 NAN = float('nan')
 STAT_NAMES = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl')
@@ -231,11 +231,7 @@ class VGDMetric(BaseMetric):
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Append ``dict(sample_idx, img_id, group, dets=[(category_id, score, rle)], size, counts)``."""
         for data_sample in data_samples:
-            sample_idx = _get(data_sample, 'sample_idx')
-            if sample_idx is None:
-                raise KeyError(f'{type(self).__name__} needs metainfo `sample_idx` in every data sample')
-            if isinstance(sample_idx, torch.Tensor):
-                sample_idx = sample_idx.item()
+            sample_idx = sample_index(data_sample, type(self).__name__)
             img_id = _get(data_sample, 'img_id')
             category_ids = _get(data_sample, 'category_ids')
             pred = _get(data_sample, 'pred_instances')

@@ -115,7 +115,7 @@ def test_explicit_keys_and_samples_without_answer():
 
 def test_duplicates_dropped():
     clean = run_metric(ChatMetric(), hand_samples())
-    with mock.patch('mmxsam.evaluation.metrics.sem_seg_metric.print_log') as log:  # the shared helper logs
+    with mock.patch('mmxsam.evaluation.metrics.metric_utils.print_log') as log:  # the shared helper logs
         padded = run_metric(ChatMetric(), hand_samples() + hand_samples()[:2])
     assert padded == clean
     assert 'dropped 2 repeated result(s)' in ' '.join(str(c.args[0]) for c in log.call_args_list)
