@@ -82,6 +82,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from .metric_utils import format_table
 from .metric_utils import get_field as _get
 
 SEG_TOKEN = '<SEG>'
@@ -193,18 +194,6 @@ def _rle_of_segmentation(segm: Any, height: Optional[int], width: Optional[int],
     counts = rle['counts']
     return dict(size=[int(s) for s in rle['size']],
                 counts=counts.decode('ascii') if isinstance(counts, bytes) else counts)
-
-
-def _format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    cells = [list(header)] + [list(r) for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    sep = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
-
-    def fmt(row):
-        return '| ' + ' | '.join(c.ljust(w) if i == 0 else c.rjust(w)
-                                 for i, (c, w) in enumerate(zip(row, widths))) + ' |'
-
-    return '\n'.join([sep, fmt(cells[0]), sep] + [fmt(r) for r in cells[1:]] + [sep])
 
 
 def _import_caption_scorers():
@@ -421,7 +410,7 @@ class GCGMetric(BaseMetric):
 
         rows = [(name, f'{value:.2f}') for name, value in metrics.items()]
         rows += [(name, str(value)) for name, value in self.stats.items()]
-        print_log(f'{self.__class__.__name__} (prefix {self.prefix!r}):\n{_format_table(("metric", "value"), rows)}',
+        print_log(f'{self.__class__.__name__} (prefix {self.prefix!r}):\n{format_table(("metric", "value"), rows)}',
                   logger='current')
         return metrics
 

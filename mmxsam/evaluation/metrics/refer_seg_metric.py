@@ -37,6 +37,7 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
+from .metric_utils import format_table
 from .metric_utils import get_field as _get
 
 # One processed sample: (sample_idx, split or None, intersection, union).
@@ -56,21 +57,6 @@ def _squeeze_mask(mask: torch.Tensor) -> torch.Tensor:
     if mask.dim() == 3 and mask.shape[0] == 1:
         return mask[0]
     return mask
-
-
-def _format_table(rows: List[Tuple[str, int, float, float]]) -> str:
-    """Plain-text table ``split | samples | cIoU | gIoU`` (no third-party dependency)."""
-    header = ('split', 'samples', 'cIoU', 'gIoU')
-    cells = [header] + [(name, str(n), f'{ciou:.2f}', f'{giou:.2f}') for name, n, ciou, giou in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    sep = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
-
-    def fmt(row):
-        return '| ' + ' | '.join(c.ljust(w) if i == 0 else c.rjust(w)
-                                 for i, (c, w) in enumerate(zip(row, widths))) + ' |'
-
-    lines = [sep, fmt(cells[0]), sep] + [fmt(row) for row in cells[1:]] + [sep]
-    return '\n'.join(lines)
 
 
 @METRICS.register_module()
@@ -221,9 +207,10 @@ class ReferSegMetric(BaseMetric):
         for split in sorted(groups):
             ciou, giou = self._ciou_giou(groups[split])
             metrics[f'{split}/cIoU'], metrics[f'{split}/gIoU'] = ciou, giou
-            rows.append((split, len(groups[split]), ciou, giou))
-        rows.append(('overall', len(unique), overall_ciou, overall_giou))
-        print_log(f'{self.__class__.__name__} (prefix {self.prefix!r}):\n{_format_table(rows)}', logger='current')
+            rows.append((split, len(groups[split]), f'{ciou:.2f}', f'{giou:.2f}'))
+        rows.append(('overall', len(unique), f'{overall_ciou:.2f}', f'{overall_giou:.2f}'))
+        table = format_table(('split', 'samples', 'cIoU', 'gIoU'), rows)
+        print_log(f'{self.__class__.__name__} (prefix {self.prefix!r}):\n{table}', logger='current')
         return metrics
 
     @staticmethod
