@@ -65,6 +65,14 @@ def _sample_name(sample: DetDataSample, index: int) -> str:
     return f"sample {index} ({meta.get('img_path') or 'text, sample_idx=%s' % meta.get('sample_idx')})"
 
 
+def _vprompt_masks(sample: DetDataSample, device: torch.device) -> Tensor:
+    """The sample's visual-prompt masks (``gt_vprompts.masks``: BitmapMasks or an array) as (K, H, W) bool."""
+    masks = sample.gt_vprompts.masks
+    if hasattr(masks, 'to_tensor'):
+        return masks.to_tensor(torch.bool, device)
+    return torch.as_tensor(masks, device=device).bool()
+
+
 @MODELS.register_module()
 class XSAM(BaseDetector):
     """X-SAM's multimodal model as an mmdet detector.
@@ -253,9 +261,7 @@ class XSAM(BaseDetector):
             return None
         if self.region_sampler is None:
             raise ValueError(f'{_sample_name(sample, b)}: visual prompts given but the model has no region_sampler')
-        masks = sample.gt_vprompts.masks
-        masks = masks.to_tensor(torch.bool, device) if hasattr(masks, 'to_tensor') \
-            else torch.as_tensor(masks, device=device).bool()
+        masks = _vprompt_masks(sample, device)
         pad_h, pad_w = sample.metainfo['batch_input_shape']
         img_h, img_w = sample.metainfo.get('img_shape', masks.shape[-2:])[:2]
         if tuple(masks.shape[-2:]) != (img_h, img_w):
@@ -480,9 +486,7 @@ class XSAM(BaseDetector):
     @staticmethod
     def _prompt_at(sample: DetDataSample, size: Tuple[int, int]) -> Tensor:
         """The sample's single visual-prompt mask (H, W) bool at ``size`` (the prediction's)."""
-        masks = sample.gt_vprompts.masks
-        masks = masks.to_tensor(torch.bool, sample.input_ids.device) if hasattr(masks, 'to_tensor') \
-            else torch.as_tensor(masks, device=sample.input_ids.device).bool()
+        masks = _vprompt_masks(sample, sample.input_ids.device)
         if tuple(masks.shape[-2:]) != tuple(size):  # prompt at img_shape (training pipelines) or ori_shape
             masks = F.interpolate(masks[None].float(), size=tuple(size), mode='nearest')[0].bool()
         return masks[0]
