@@ -98,3 +98,13 @@ def test_built_from_config_with_lazy_init():
     assert ds.source_lengths == [90, 10]  # sqrt(0.1 / 0.1) = 1 -> no repeat; triggers full_init
     assert [d.loads for d in ds.datasets] == [1, 1]
     assert len(ds) == 100 and ds[95]['source'] == 'b'
+
+
+def test_first_source_without_the_metainfo_keys_of_later_ones():
+    """A conversation source (no classes) before segmentation sources (with classes): mmdet 3.3's
+    ConcatDataset raised KeyError; the mix keeps every source's metainfo, in order."""
+    chat = _ToySource('chat', 3)
+    seg = _ToySource('seg', 5, metainfo=dict(classes=('circle', 'sky')))
+    ds = BalancedConcatDataset([chat, seg], oversample_thr=0.1)
+    assert ds.metainfo == [chat.metainfo, seg.metainfo]
+    assert len(ds) == sum(ds.source_lengths) and ds[0]['source'] == 'chat'
