@@ -51,6 +51,7 @@ from mmdet.registry import DATASETS
 from pycocotools import mask as mask_utils
 
 from .prompts import build_turns, format_phrase, get_task_prompts
+from .utils.annotation_io import load_json
 from .xsam_base_dataset import XSAMBaseDataset
 
 ANN_FORMATS = ('grandf', 'psg', 'refcocog', 'flickr', 'val_test')
@@ -237,7 +238,8 @@ class XSAMGCGSegDataset(XSAMBaseDataset):
 
     # ------------------------------------------------------------------------------------------- loading
     def load_data_list(self) -> List[dict]:
-        data = load(self.ann_file, backend_args=self.backend_args)
+        data = (load_json(self.ann_file, self.backend_args) if self.ann_file.endswith('.json')
+                else load(self.ann_file, backend_args=self.backend_args))
         self.skipped_phrases, self.skipped_images, self.stats = Counter(), Counter(), Counter()
         parse = dict(grandf=self._parse_grandf, psg=self._parse_grandf, refcocog=self._parse_refcocog,
                      flickr=self._parse_flickr, val_test=self._parse_val_test)[self.ann_format]

@@ -44,11 +44,11 @@ from typing import Dict, List, Optional, Sequence
 
 from mmdet.datasets.api_wrappers import COCOPanoptic
 from mmdet.registry import DATASETS
-from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
 from .prompts import build_turns, draw_index, format_phrases, get_task_prompts
 from .synthetic.constants import clean_category_name
+from .utils.annotation_io import load_json
 from .xsam_base_dataset import XSAMBaseDataset
 
 _MAX_LOGGED = 5  # invalid records named one by one in the log, then only counted
@@ -161,8 +161,13 @@ class XSAMGenericSegDataset(XSAMBaseDataset):
         self._metainfo.update(meta)
 
     def load_data_list(self) -> List[dict]:
-        with get_local_path(self.ann_file, backend_args=self.backend_args) as local_path:
-            coco = COCOPanoptic(local_path)
+        coco = COCOPanoptic()
+        coco.dataset = load_json(self.ann_file, self.backend_args, expect=dict, what='COCO panoptic JSON')
+        for key in ('images', 'annotations'):
+            if not isinstance(coco.dataset.get(key), list):
+                raise ValueError(f'{self.ann_file}: a COCO panoptic JSON needs the "{key}" list, got '
+                                 f'{type(coco.dataset.get(key)).__name__} (its keys: {sorted(coco.dataset)})')
+        coco.createIndex()
         self._load_categories(coco.dataset.get('categories', []))
         all_cat_ids = {c['id'] for c in coco.dataset['categories']}
 

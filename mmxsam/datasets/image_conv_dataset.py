@@ -26,6 +26,7 @@ from mmdet.registry import DATASETS
 from mmxsam.models.language.constants import IMAGE_TOKEN, REGION_TOKEN
 
 from .prompts import with_image
+from .utils.annotation_io import load_json
 from .xsam_base_dataset import XSAMBaseDataset
 
 _ROLES = ('human', 'gpt')
@@ -72,7 +73,8 @@ class XSAMImageConvDataset(XSAMBaseDataset):
 
     # ------------------------------------------------------------------------------------------- loading
     def load_data_list(self) -> List[dict]:
-        samples = load(self.ann_file, backend_args=self.backend_args)
+        samples = (load_json(self.ann_file, self.backend_args) if self.ann_file.endswith('.json')
+                   else load(self.ann_file, backend_args=self.backend_args))
         if not isinstance(samples, list):
             raise TypeError(f'{self.ann_file}: a LLaVA annotation file holds a list of samples, '
                             f'got {type(samples).__name__}')

@@ -47,6 +47,7 @@ from mmengine.utils import is_abs
 from PIL import Image
 
 from .prompts import build_turns, format_phrase, get_task_prompts
+from .utils.annotation_io import load_json, require_keys
 from .utils.mask_codec import encode_mask
 from .xsam_base_dataset import XSAMBaseDataset
 
@@ -160,8 +161,9 @@ class XSAMReasonSegDataset(XSAMBaseDataset):
     def _load_explanations(self) -> Dict[str, str]:
         if not self.explain_file:
             return {}
-        with open(self.explain_file) as f:
-            items = json.load(f)
+        items = load_json(self.explain_file, key='explain_file', expect=list, what='explanatory JSON')
+        for k, item in enumerate(items):
+            require_keys(item, ('image', ), f'{self.explain_file}: item #{k}')
         return {osp.basename(item['image']): item['outputs'] for item in items if item.get('outputs')}
 
     @staticmethod

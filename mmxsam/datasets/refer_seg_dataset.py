@@ -41,7 +41,6 @@ points, an RLE of the wrong size, an empty mask, a ref without sentences) raises
 the ref, or with ``skip_invalid=True`` drops the ref; drops are counted per reason in
 :attr:`skip_counts` and logged.
 """
-import json
 import os.path as osp
 import pickle
 from collections import OrderedDict
@@ -53,24 +52,36 @@ from mmengine.utils import is_abs
 from pycocotools import mask as mask_utils
 
 from .prompts import build_turns, draw_index, format_phrase, get_task_prompts
+from .utils.annotation_io import load_json, require_keys
 from .utils.mask_codec import _to_rles
 from .xsam_base_dataset import XSAMBaseDataset
 
 SKIP_REASONS = ('missing_image', 'missing_ann', 'invalid_segmentation', 'empty_mask', 'no_sentence')
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A refs pickle that needs a global (i.e. code): refused."""
+
+
 class _BuiltinsOnlyUnpickler(pickle.Unpickler):
     """The refer pickles hold only dicts, lists, strings and numbers: refuse anything that imports code."""
 
     def find_class(self, module, name):
-        raise pickle.UnpicklingError(f'refusing to load {module}.{name}: a refer refs file holds only builtin '
-                                     'types (dict, list, str, int, float)')
+        raise _RefusedGlobal(f'refusing to load {module}.{name}: a refer refs file holds only builtin '
+                             'types (dict, list, str, int, float)')
 
 
 def load_refs(path: str) -> List[dict]:
     """Read a refer ``refs(<splitBy>).p`` (Python 2 or 3 pickle) without executing code."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'refer refs file not found: {path} (set by `refer_file`)')
     with open(path, 'rb') as f:
-        refs = _BuiltinsOnlyUnpickler(f, encoding='latin1').load()
+        try:
+            refs = _BuiltinsOnlyUnpickler(f, encoding='latin1').load()
+        except _RefusedGlobal as e:
+            raise pickle.UnpicklingError(f'{path}: {e}') from None
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as e:  # truncated, not a pickle
+            raise ValueError(f'{path}: not a readable refer refs pickle ({type(e).__name__}: {e})') from None
     if not isinstance(refs, list):
         raise ValueError(f'{path}: expected a list of refs, got {type(refs).__name__}')
     return refs
@@ -173,12 +184,17 @@ class XSAMReferSegDataset(XSAMBaseDataset):
             splits = sorted({str(r.get('split')) for r in all_refs})
             raise ValueError(f'{self.refer_file}: no ref of split {self.split!r}; its splits are {splits}')
         del all_refs
-        with open(self.ann_file) as f:
-            coco = json.load(f)
+        coco = load_json(self.ann_file, expect=dict, what='COCO instances JSON')
+        require_keys(coco, ('images', 'annotations'), f'{self.ann_file} (COCO instances JSON)')
+        for k, img in enumerate(coco['images']):
+            require_keys(img, ('id', 'file_name', 'height', 'width'), f'{self.ann_file}: images[{k}]')
+        for k, ref in enumerate(refs):
+            require_keys(ref, ('ann_id', 'image_id'), f'{self.refer_file}: ref #{k} (ref_id={ref.get("ref_id")})')
         images = {img['id']: img for img in coco['images']}
         needed = {r['ann_id'] for r in refs}
         anns, ann_order = {}, {}
         for pos, ann in enumerate(coco['annotations']):
+            require_keys(ann, ('id', 'segmentation'), f'{self.ann_file}: annotations[{pos}]')
             if ann['id'] in needed:
                 anns[ann['id']] = ann
                 ann_order[ann['id']] = pos

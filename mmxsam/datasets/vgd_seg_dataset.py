@@ -50,19 +50,18 @@ prompt (all components <= 5 px) is never used as a prompt source (counted ``empt
 instance stays a target. An image without any usable prompt is skipped (``no_prompt``). Counts are in
 :attr:`skip_counts` and logged.
 """
-import json
 import logging
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Optional
 
 from mmdet.registry import DATASETS
-from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 from pycocotools import mask as mask_utils
 
 from ..models.language.constants import REGION_TOKEN
 from .prompts import build_turns, draw_index, format_regions, get_task_prompts
+from .utils.annotation_io import load_json, require_keys
 from .utils.mask_codec import _to_rles
 from .utils.visual_prompts import PROMPT_TYPES
 from .xsam_base_dataset import XSAMBaseDataset
@@ -153,9 +152,11 @@ class XSAMVGDSegDataset(XSAMBaseDataset):
             path = self.category_file
             if not osp.isabs(path) and self.data_root:
                 path = osp.join(self.data_root, path)
-            with get_local_path(path, backend_args=self.backend_args) as local:
-                with open(local) as f:
-                    names = {c['id']: c['name'] for c in json.load(f)['categories']}
+            coco = load_json(path, self.backend_args, key='category_file', expect=dict, what='category file')
+            require_keys(coco, ('categories', ), f'{path} (category_file)')
+            for k, c in enumerate(coco['categories']):
+                require_keys(c, ('id', 'name'), f'{path}: categories[{k}]')
+            names = {c['id']: c['name'] for c in coco['categories']}
             unknown = sorted(seen - set(names))
             if unknown:
                 raise ValueError(f'{self.ann_file}: category ids {unknown} are not in {path}')
@@ -165,16 +166,19 @@ class XSAMVGDSegDataset(XSAMBaseDataset):
 
     def _load_objects(self) -> List[dict]:
         """One dict(img, objects=[dict(mask, category_id, ann_id, prompts={type: RLE})]) per image."""
-        with get_local_path(self.ann_file, backend_args=self.backend_args) as local:
-            with open(local) as f:
-                raw = json.load(f)
+        raw = load_json(self.ann_file, self.backend_args, what='COCO-VGD JSON')
         if not isinstance(raw, list):
             raise ValueError(f'{self.ann_file}: expected a list of image records (the COCO-VGD layout), got '
                              f'{type(raw).__name__}')
         img_dir = self.data_prefix.get('img', '')
         images, seen = [], set()
-        for rec in raw:
-            height, width = (int(v) for v in rec['image_size'])
+        for k, rec in enumerate(raw):
+            require_keys(rec, ('image_file', 'image_id', 'image_size'), f'{self.ann_file}: record #{k}')
+            size = rec['image_size']
+            if not (isinstance(size, (list, tuple)) and len(size) == 2):
+                raise ValueError(f"{self.ann_file}: record #{k} (image {rec['image_id']}): image_size must be "
+                                 f'[height, width], got {size!r}')
+            height, width = (int(v) for v in size)
             objects = []
             for k, ann in enumerate(rec.get('annotations', [])):
                 where = f"image {rec.get('image_id')} ({rec.get('image_file')}) annotation {ann.get('id', k)}"

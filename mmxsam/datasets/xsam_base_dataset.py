@@ -20,12 +20,23 @@ Record layout (the contract between data sets, transforms and the model):
 * ``vprompts``: one COCO segmentation per ``<region>``, in order (VGD / interactive)
 * ``ignore_mask``: a COCO segmentation of pixels excluded from evaluation, or None (ReasonSeg)
 """
+import inspect
 from typing import Optional
 
 import numpy as np
 from mmdet.datasets.base_det_dataset import BaseDetDataset
 
 PROMPT_MODES = ('random', 'fixed')
+
+
+def _base_arguments() -> set:
+    """Keyword arguments accepted by mmdet's ``BaseDetDataset`` and mmengine's ``BaseDataset``."""
+    names = set()
+    for klass in BaseDetDataset.__mro__:
+        if '__init__' in klass.__dict__ and klass is not object:
+            names |= {n for n, p in inspect.signature(klass.__init__).parameters.items()
+                      if n != 'self' and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return names
 
 
 class XSAMBaseDataset(BaseDetDataset):
@@ -43,6 +54,10 @@ class XSAMBaseDataset(BaseDetDataset):
             raise TypeError(f'{type(self).__name__} must set the class attribute TASK')
         self.prompt_mode = prompt_mode
         self.source_name = source_name or type(self).__name__
+        unknown = sorted(set(kwargs) - _base_arguments())
+        if unknown:  # BaseDataset would say "BaseDataset.__init__() got an unexpected keyword argument"
+            raise TypeError(f'{type(self).__name__} (source {self.source_name!r}): unknown argument(s) {unknown}: '
+                            f'neither its own nor one of mmdet BaseDetDataset {sorted(_base_arguments())}')
         super().__init__(*args, **kwargs)
 
     def build_conversation(self, info: dict, rng) -> dict:

@@ -25,7 +25,8 @@ from ...models.language.conversation import build_tokenizer, encode_conversation
 
 XSAM_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip', 'flip_direction',
                   'task', 'source', 'phrases', 'has_image', 'num_truncated', 'sample_idx', 'split', 'category_ids',
-                  'vprompt_types', 'conversations')  # the last two: VGDMetric's prompt type, ChatMetric's Q/A
+                  'vprompt_types', 'conversations',  # VGDMetric's prompt type, ChatMetric's Q/A
+                  'prompt_only')  # a sample that only lends its visual prompts to the batch (cross-image)
 
 
 def conversation_pairs(conversations: Sequence[dict], where: str = 'sample') -> List[Tuple[str, Optional[str]]]:
@@ -77,8 +78,15 @@ class PackXSAMInputs(PackDetInputs):
             results.setdefault('img_shape', (self.blank_size, self.blank_size))
             results.setdefault('ori_shape', (self.blank_size, self.blank_size))
         results['has_image'] = has_image
-        encoded = encode_conversation(self.tokenizer, self.chat_template,
-                                      conversation_pairs(results['conversations'], where), self.max_length)
+        if 'conversations' not in results:
+            raise KeyError(f'{where}: PackXSAMInputs needs `conversations` (built by the XSAM data sets); '
+                           f'the sample has {sorted(results)}')
+        try:
+            encoded = encode_conversation(self.tokenizer, self.chat_template,
+                                          conversation_pairs(results['conversations'], where), self.max_length)
+        except ValueError as e:
+            msg = str(e)
+            raise ValueError(msg if msg.startswith(where) else f'{where}: {msg}') from None
         results['num_truncated'] = encoded['num_truncated']
         results.setdefault('phrases', [])
         packed = super().transform(results)
