@@ -32,6 +32,12 @@ def build_question(task: str, text: Optional[str] = None, categories: Optional[S
     """The task's first question template filled in (see the module docstring)."""
     if task not in TASKS:
         raise ValueError(f'task must be one of {TASKS}, got {task!r}')
+    if text is not None and not str(text).strip():
+        text = None  # an empty or blank prompt counts as none: the checks below name what is missing
+    if categories is not None:
+        blank = [i for i, c in enumerate(categories) if not str(c).strip()]
+        if blank:
+            raise ValueError(f'{task}: category name(s) at position(s) {blank} are empty')
     if task == 'imgconv':
         if not text:
             raise ValueError('imgconv needs text (the question)')
@@ -51,6 +57,27 @@ def build_question(task: str, text: Optional[str] = None, categories: Optional[S
             raise ValueError(f'{task} needs at least one visual-prompt mask')
         return get_task_prompts(task).pick_question(None, regions=format_regions(num_regions))
     return get_task_prompts('gcgseg').pick_question(None)
+
+
+def build_record(task: str, question: str, answer: Optional[str] = None,
+                 vprompt_masks: Sequence[np.ndarray] = (), sample_idx: int = 0, **extra) -> dict:
+    """A data record (the data sets' contract, ``XSAMBaseDataset``) for one question on one image; add
+    ``img`` (array) or ``img_path``. ``extra`` goes in as is (e.g. ``category_ids``, ``prompt_only``)."""
+    return dict(task=task, source='inference', img_id=sample_idx, sample_idx=sample_idx,
+                conversations=build_turns([(question, answer)]), instances=[],
+                vprompts=[encode_mask(np.asarray(m, dtype=np.uint8)) for m in vprompt_masks], **extra)
+
+
+def build_inference_pipeline(model: torch.nn.Module, from_file: bool = False) -> Compose:
+    """Load (a file, or the ``img`` array), decode prompts, resize to the SAM input size, tokenize: the
+    evaluation pipeline of every task, sized and tokenized from the model itself."""
+    sam_size = model.data_preprocessor.sam_size
+    return Compose([
+        dict(type='LoadImageFromFile') if from_file else dict(type='mmdet.LoadImageFromNDArray'),
+        dict(type='LoadXSAMAnnotations'),
+        dict(type='XSAMResize', scale=(sam_size, sam_size), keep_ratio=True),
+        dict(type='PackXSAMInputs', tokenizer=model.llm.tokenizer, chat_template=model.llm.chat_template)
+    ])
 
 
 def init_xsam(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
@@ -94,22 +121,12 @@ def inference_xsam(model: torch.nn.Module,
     question = build_question(task, text, categories, len(vprompt_masks))
     if mode == 'teacher_forcing' and not answer:
         raise ValueError("mode='teacher_forcing' needs the answer")
-    record = dict(task=task, source='inference', img_id=0, sample_idx=0,
-                  conversations=build_turns([(question, answer if mode == 'teacher_forcing' else None)]),
-                  instances=[], vprompts=[encode_mask(np.asarray(m, dtype=np.uint8)) for m in vprompt_masks])
+    record = build_record(task, question, answer if mode == 'teacher_forcing' else None, vprompt_masks)
     if isinstance(image, str):
         record['img_path'] = image
-        load = dict(type='LoadImageFromFile')
     else:
         record['img'] = image
-        load = dict(type='mmdet.LoadImageFromNDArray')
-    sam_size = model.data_preprocessor.sam_size
-    pipeline = Compose([
-        load,
-        dict(type='LoadXSAMAnnotations'),
-        dict(type='XSAMResize', scale=(sam_size, sam_size), keep_ratio=True),
-        dict(type='PackXSAMInputs', tokenizer=model.llm.tokenizer, chat_template=model.llm.chat_template)
-    ])
+    pipeline = build_inference_pipeline(model, from_file=isinstance(image, str))
     data = pseudo_collate([pipeline(record)])
     old_mode = model.test_cfg.get('mode', 'teacher_forcing')
     model.test_cfg['mode'] = mode

@@ -112,7 +112,9 @@ class XSAM(BaseDetector):
             ``('imgconv',)``), ``max_new_tokens`` (512), ``region_seed`` (0: per-sample seed of the
             test-time region sampling, ``region_seed + sample_idx``), ``vgd_prompt_source``
             (``'same_image'`` default; ``'cross_image'``: cross-image VGD, each slot prompted from another
-            image of the batch), ``interactive_select`` / ``interactive_score_thr`` (intseg).
+            image of the batch), ``interactive_select`` / ``interactive_score_thr`` (intseg). A sample
+            whose metainfo has ``prompt_only=True`` is encoded only to lend its visual prompts to the
+            other samples of the batch (cross-image inference): it gets no answer and no masks.
         data_preprocessor (dict): ``XSAMDataPreprocessor``.
         init_cfg (dict | list[dict], optional): e.g. a list of ``Pretrained`` checkpoints loaded in
             order (stage 3: the stage-1 then the stage-2 checkpoint; keys match by name).
@@ -290,8 +292,8 @@ class XSAM(BaseDetector):
                       f'batch has their category; vgd_prompt_source={mode!r})', logger='current', level=20)
         out: List[Optional[Tensor]] = []
         for b, sample in enumerate(samples):
-            if padded[b] is None:
-                out.append(None)
+            if padded[b] is None or sample.metainfo.get('prompt_only', False):
+                out.append(None)  # prompt-only samples lend their prompts and are not run themselves
                 continue
             generator = None
             if not self.training:  # deterministic per sample at test time, whatever the batch
@@ -411,8 +413,9 @@ class XSAM(BaseDetector):
         visual = self._encode_images(batch_inputs, encoder_inputs, samples)
         region_tokens = self._region_tokens(visual, samples)
         ids = [s.input_ids for s in samples]
+        run = [not s.metainfo.get('prompt_only', False) for s in samples]
         flags = self._generation_flags(samples)
-        gen_index = [b for b, f in enumerate(flags) if f]
+        gen_index = [b for b, f in enumerate(flags) if f and run[b]]
         if gen_index:
             prompts = [split_prompt(samples[b].input_ids, samples[b].lm_labels) for b in gen_index]
             sub_visual = dict(visual, image_tokens=[visual['image_tokens'][b] for b in gen_index])
@@ -426,7 +429,7 @@ class XSAM(BaseDetector):
                 samples[b].pred_text = self.llm.tokenizer.decode(answer.tolist(), skip_special_tokens=False)
                 ids[b] = torch.cat([prompt, answer.to(prompt.dtype)])
         if self.with_decoder:
-            seg_index = [b for b, s in enumerate(samples) if s.metainfo.get('task') not in ('imgconv', )]
+            seg_index = [b for b, s in enumerate(samples) if s.metainfo.get('task') not in ('imgconv', ) and run[b]]
             if seg_index:
                 self._predict_masks(seg_index, ids, visual, region_tokens, samples, rescale)
         return samples

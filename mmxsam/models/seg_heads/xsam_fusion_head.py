@@ -115,7 +115,9 @@ class XSAMFusionHead(MaskFormerFusionHead):
         Returns:
             PixelData: ``sem_seg`` (1, H, W) int32 with
             ``segment_id = class + instance_id * INSTANCE_OFFSET``; stuff has
-            instance id 0, VOID is ``C`` (``self.num_classes``).
+            instance id 0, VOID is ``C`` (``self.num_classes``). Its metainfo
+            ``segment_scores`` maps each segment id to the class probability of
+            the query that made it (the best one for a merged stuff segment).
         """
         cfg = self.test_cfg
         object_mask_thr = cfg.get('object_mask_thr', 0.8)
@@ -143,8 +145,9 @@ class XSAMFusionHead(MaskFormerFusionHead):
 
         h, w = mask_pred.shape[-2:]
         panoptic_seg = torch.full((h, w), self.num_classes, dtype=torch.int32, device=mask_pred.device)
+        segment_scores = {}
         if cur_masks.shape[0] == 0:  # nothing kept: all VOID
-            return PixelData(sem_seg=panoptic_seg[None])
+            return PixelData(sem_seg=panoptic_seg[None], metainfo=dict(segment_scores=segment_scores))
 
         cur_mask_ids = cur_prob_masks.argmax(0)  # (H, W) winning kept query per pixel
         instance_id = 1
@@ -161,11 +164,13 @@ class XSAMFusionHead(MaskFormerFusionHead):
             if (ratio <= iou_thr) if strict_iou_thr else (ratio < iou_thr):
                 continue  # mostly covered by higher-scored queries
             if pred_class < self.num_things_classes:
-                panoptic_seg[mask] = pred_class + instance_id * INSTANCE_OFFSET
+                segment_id = pred_class + instance_id * INSTANCE_OFFSET
                 instance_id += 1
             else:  # stuff: every segment of a class shares instance id 0 (merged)
-                panoptic_seg[mask] = pred_class
-        return PixelData(sem_seg=panoptic_seg[None])
+                segment_id = pred_class
+            panoptic_seg[mask] = segment_id
+            segment_scores[segment_id] = max(segment_scores.get(segment_id, 0.0), float(cur_scores[k]))
+        return PixelData(sem_seg=panoptic_seg[None], metainfo=dict(segment_scores=segment_scores))
 
     def semantic_postprocess(self, mask_cls: Tensor, mask_pred: Tensor) -> PixelData:
         """Mask2Former semantic inference for one image (reference §5 "Semantic").

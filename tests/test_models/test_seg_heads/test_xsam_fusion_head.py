@@ -73,6 +73,13 @@ def test_panoptic_things_and_stuff(cfg):
              on(h, w, slice(None), slice(None)), on(h, w, slice(0, 2), slice(0, 3))]
     expected = np.array([[0 + 1 * OFF] * 3 + [0 + 2 * OFF] * 3] * 2 + [[2] * 6] * 2)
     np.testing.assert_array_equal(pan(head(**cfg), cls, masks), expected)
+    # each segment's score: its query's class probability; the merged stuff segment keeps the best
+    scores = head(**cfg).panoptic_postprocess(cls, torch.stack(masks)).segment_scores
+    probs = torch.softmax(cls, -1)
+    assert set(scores) == {1 * OFF, 2 * OFF, 2}
+    assert scores[1 * OFF] == pytest.approx(float(probs[0, 0]))
+    assert scores[2 * OFF] == pytest.approx(float(probs[1, 0]))
+    assert scores[2] == pytest.approx(float(probs[2:4, 2].max()))
 
 
 @pytest.mark.parametrize('cfg', [dict(), XSAM_PANOPTIC], ids=['mmdet', 'xsam'])
