@@ -89,6 +89,20 @@ else
     DS_BUILD_OPS=0 "${PIP[@]}" -q --no-build-isolation "deepspeed==0.18.9"
 fi
 
+step "web demo: gradio 5, playwright (drives Debian's chromium in the browser test)"
+"${PIP[@]}" -q "gradio>=5.50,<6" "playwright>=1.50"
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "    installing Debian's chromium (headless browser for tests/test_apis/test_webui.py)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+                 apt-get install -y -q --no-install-recommends chromium >/dev/null; } \
+            || echo "    WARNING: chromium could not be installed; the browser test of the web demo will fail"
+    else
+        echo "    note: no chromium; the web demo's browser test needs it (as root: apt-get install chromium)"
+    fi
+fi
+
 step "panopticapi (panopticapi-lite, --no-deps: it pins numpy<2)"
 "$PY" -m pip install -q --no-deps "panopticapi-lite==0.2.0"
 
