@@ -96,6 +96,8 @@ class XSAMInferencer(BaseInferencer):
         strict: refuse a checkpoint whose keys or shapes do not match the config's model (default True:
             a config/checkpoint mismatch is an error naming the keys).
         cfg_options: overrides merged into the config (e.g. ``{'model.test_cfg.max_new_tokens': 32}``).
+        merge_lora: fold an LLM trained with LoRA (``model.llm.lora``) into its base weights after loading
+            (same outputs, no adapter overhead at inference). Default True.
         show_progress: a progress bar per batch.
     """
 
@@ -106,7 +108,7 @@ class XSAMInferencer(BaseInferencer):
 
     def __init__(self, model: Union[str, Config, None] = None, weights: Optional[str] = None,
                  device: Optional[str] = None, strict: bool = True, cfg_options: Optional[dict] = None,
-                 show_progress: bool = False) -> None:
+                 merge_lora: bool = True, show_progress: bool = False) -> None:
         import mmxsam  # noqa: F401  (registration)
         if isinstance(model, str) and osp.isdir(model):
             model, found = _find_in_work_dir(model)
@@ -116,6 +118,7 @@ class XSAMInferencer(BaseInferencer):
         if weights is not None and not osp.isfile(weights):
             raise FileNotFoundError(f'checkpoint {weights!r} does not exist')
         self.strict = strict
+        self.merge_lora = merge_lora
         if cfg_options:
             model = Config.fromfile(model) if isinstance(model, str) else copy.deepcopy(model)
             model.merge_from_dict(cfg_options)
@@ -141,6 +144,8 @@ class XSAMInferencer(BaseInferencer):
             raise ValueError(f'XSAMInferencer needs an X-SAM model (stages 2/3), got {type(model).__name__}')
         model.cfg = cfg
         self._load_weights_to_model(model, checkpoint, cfg)
+        if self.merge_lora and getattr(model.llm, 'has_lora', False):
+            model.llm.merge_lora()
         return model.to(device).eval()
 
     def _load_weights_to_model(self, model: torch.nn.Module, checkpoint: Optional[dict], cfg) -> None:

@@ -147,6 +147,26 @@ def test_work_dir_and_config_from_checkpoint(tiny_cfg, checkpoint, tmp_path, ima
     assert a['masks'] == b['masks'] and len(a['masks']) == 1
 
 
+def test_lora_merged_after_loading(tiny_cfg, tmp_path, images):
+    cfg = tiny_cfg.copy()
+    cfg.model.llm.lora = dict(r=4, alpha=8, dropout=0.0)
+    torch.manual_seed(1)
+    with_lora = XSAMInferencer(cfg, merge_lora=False)
+    assert with_lora.model.llm.has_lora
+    for name, p in with_lora.model.llm.named_parameters():  # non-zero adapters, so merging matters
+        if 'lora_B' in name:
+            torch.nn.init.normal_(p, std=0.02)
+    torch.save(dict(state_dict=with_lora.model.state_dict()), tmp_path / 'lora.pth')
+    merged = XSAMInferencer(cfg, str(tmp_path / 'lora.pth'))
+    assert not merged.model.llm.has_lora
+    assert not any('lora' in n for n, _ in merged.model.named_parameters())
+    request = dict(img=images[0], task='refseg', text='the red circle', answer='<SEG>.')
+    a = with_lora(request, pred_score_thr=0.0)['predictions'][0]
+    b = merged(request, pred_score_thr=0.0)['predictions'][0]
+    assert a['masks'] == b['masks']
+    np.testing.assert_allclose(a['scores'], b['scores'], atol=1e-4)
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize('request_, message', [
     (dict(task='segment'), 'task must be one of'),
