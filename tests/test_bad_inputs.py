@@ -2,8 +2,7 @@
 counted, logged skip.
 
 Cases already tested next to their module are not repeated here; they are listed in ``COVERED_ELSEWHERE``
-(and a test checks that those tests still exist). The inference API's bad inputs live with
-``mmxsam/apis``' tests.
+(and a test checks that those tests still exist), the inference API's among them.
 
 Each data set is built from the stage-3 synthetic mix (``configs/_base_/datasets/shapes_mixed.py``) on the
 session's ``shapes_root``, with one file swapped for a broken copy.
@@ -74,6 +73,15 @@ COVERED_ELSEWHERE = [
      'tests/test_utils/test_safe_load.py::test_arbitrary_code_is_still_refused'),
     ('tools: config file not found, --resume checkpoint not found', 'FileNotFoundError naming the path',
      'tests/test_utils/test_cli.py'),
+    ('inferencer: unknown task / request key, empty prompt or category, prompt outside the image, prompt for a '
+     'task without prompts, answer without <SEG>', 'ValueError naming the request (and prompt)',
+     'tests/test_apis/test_xsam_inferencer.py::test_bad_requests'),
+    ('inferencer: missing or unreadable image, image array of the wrong kind', 'ValueError naming the request',
+     'tests/test_apis/test_xsam_inferencer.py::test_bad_images'),
+    ('inferencer: checkpoint of another config (shapes, missing / unexpected keys), not an X-SAM config',
+     'ValueError naming the keys', 'tests/test_apis/test_xsam_inferencer.py::test_checkpoint_config_mismatch'),
+    ('visual prompt spec: unknown type, bad coordinates, no area, mask of another size, empty',
+     'ValueError naming the prompt', 'tests/test_apis/test_visual_prompt_specs.py::test_bad_specs_name_the_prompt'),
 ]
 
 MIX = 'configs/_base_/datasets/shapes_mixed.py'
