@@ -26,12 +26,19 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-5, by_epoch=False, begin=0, end=int(0.03 * max_iters)),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=int(0.03 * max_iters), end=max_iters, eta_min=0.0),
 ]
-# exact mid-run resume: the sampler position is saved in the checkpoints
 # referring cIoU / gIoU on the val expressions at the end of training
 train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-custom_hooks = [dict(type='SamplerStateHook')]
+# exact mid-run resume (same losses as an uninterrupted run, tests/test_engine/test_exact_resume.py): the
+# sampler position and every rank's random generators are saved in the checkpoints, and each sample draws
+# its prompts from a seed given by its place in the epoch (not from the DataLoader worker's history)
+custom_hooks = [dict(type='SamplerStateHook'), dict(type='RNGStateHook')]
+train_dataloader = dict(sampler=dict(sample_seeds=True))
+# multi-process (tools/dist_train.sh, DDP): image-conversation batches leave the decoder without gradients
+find_unused_parameters = True
 randomness = dict(seed=1024)
-default_hooks = dict(logger=dict(interval=50), checkpoint=dict(by_epoch=False, interval=500, max_keep_ckpts=1))
+default_hooks = dict(logger=dict(interval=50), checkpoint=dict(by_epoch=False, interval=500, max_keep_ckpts=2))
+# max_keep_ckpts >= 2: mmengine deletes the oldest checkpoint *before* writing the new one, so with 1 a job
+# killed while saving would be left without any checkpoint to resume from
 log_processor = dict(by_epoch=False)

@@ -1,4 +1,4 @@
-from .hooks import SamplerStateHook
+from .hooks import RNGStateHook, SamplerStateHook
 from .runner import ResumableIterBasedTrainLoop
 
-__all__ = ['ResumableIterBasedTrainLoop', 'SamplerStateHook']
+__all__ = ['RNGStateHook', 'ResumableIterBasedTrainLoop', 'SamplerStateHook']

@@ -37,6 +37,8 @@ from mmengine.logging import print_log
 from torch.utils.data import ConcatDataset as TorchConcatDataset
 from torch.utils.data import Sampler
 
+from .sample_seeds import SeededIndex, seed_of
+
 
 @DATA_SAMPLERS.register_module()
 class SourceGroupedSampler(Sampler):
@@ -55,6 +57,11 @@ class SourceGroupedSampler(Sampler):
             ``sync_random_seed`` (identical on all ranks). mmengine's Runner passes ``randomness.seed``.
         rank (int, optional): Overrides ``get_dist_info()`` (tests, custom launchers).
         world_size (int, optional): Overrides ``get_dist_info()``.
+        sample_seeds (bool): Yield :class:`~mmxsam.datasets.samplers.sample_seeds.SeededIndex` indices whose
+            ``sample_seed = seed_of(seed, epoch, position in F)``; a dataset that honours them (with
+            ``loads_seeded_indices = True``, e.g. ``BalancedConcatDataset``) draws each sample's randomness
+            from that seed, so the data do not depend on ``num_workers`` and a resumed run draws exactly what
+            an uninterrupted one does. Default ``False`` (plain ints).
 
     Length: ``len(self) = num_samples - start_index`` with ``num_samples = num_groups * b * m`` and
     ``num_groups = sum_d ceil(L_d / G)`` over the non-empty sources; it does not depend on the epoch.
@@ -90,7 +97,8 @@ class SourceGroupedSampler(Sampler):
                  mega_batch_mult: int = 1,
                  seed: Optional[int] = None,
                  rank: Optional[int] = None,
-                 world_size: Optional[int] = None) -> None:
+                 world_size: Optional[int] = None,
+                 sample_seeds: bool = False) -> None:
         dist_rank, dist_world_size = get_dist_info()
         self.rank = dist_rank if rank is None else rank
         self.world_size = dist_world_size if world_size is None else world_size
@@ -101,6 +109,12 @@ class SourceGroupedSampler(Sampler):
         if not isinstance(self.rank, int) or not 0 <= self.rank < self.world_size:
             raise ValueError(f'rank must be an int in [0, {self.world_size}), got {self.rank!r}')
 
+        if sample_seeds and not getattr(dataset, 'loads_seeded_indices', False):
+            raise TypeError(f'SourceGroupedSampler(sample_seeds=True) needs a dataset that loads each sample under '
+                            f'its seed (loads_seeded_indices=True, e.g. BalancedConcatDataset), got '
+                            f'{type(dataset).__name__}; wrap the sources in BalancedConcatDataset or set '
+                            'sample_seeds=False')
+        self.sample_seeds = bool(sample_seeds)
         self.dataset = dataset
         self.batch_size = batch_size
         self.mega_batch_mult = mega_batch_mult
@@ -193,10 +207,12 @@ class SourceGroupedSampler(Sampler):
     def __iter__(self) -> Iterator[int]:
         indices = self.rank_indices()[self._start_index:]  # computed now, not at the first next()
         self._consumed = self._start_index
-        return self._counting_iter(indices)
+        return self._counting_iter(indices, self._start_index, self.seed, self.epoch)
 
-    def _counting_iter(self, indices: List[int]) -> Iterator[int]:
-        for idx in indices:
+    def _counting_iter(self, indices: List[int], start: int, seed: int, epoch: int) -> Iterator[int]:
+        for position, idx in enumerate(indices, start):
+            if self.sample_seeds:  # per-rank position p is position p * W + rank of the global order F
+                idx = SeededIndex(idx, seed_of(seed, epoch, position * self.world_size + self.rank))
             self._consumed += 1
             yield idx
 

@@ -27,6 +27,8 @@ from mmdet.registry import DATASETS
 from mmengine.dataset import BaseDataset, force_full_init
 from mmengine.logging import print_log
 
+from ..samplers.sample_seeds import seeded_rngs
+
 
 @DATASETS.register_module()
 class BalancedConcatDataset(ConcatDataset):
@@ -201,6 +203,16 @@ class BalancedConcatDataset(ConcatDataset):
         source = bisect.bisect_right(self.cumulative_sizes, idx)
         start = self.cumulative_sizes[source - 1] if source > 0 else 0
         return source, (idx - start) % self._ori_lengths[source]
+
+    loads_seeded_indices = True  # SourceGroupedSampler(sample_seeds=True) may be used with this data set
+
+    def __getitem__(self, idx: int):
+        """The sample at global ``idx``; a ``SeededIndex`` (``sample_seed``) draws its randomness from its seed."""
+        sample_seed = getattr(idx, 'sample_seed', None)
+        if sample_seed is None:
+            return super().__getitem__(idx)
+        with seeded_rngs(sample_seed):
+            return super().__getitem__(int(idx))
 
     # ------------------------------------------------------------------ display
     def _summary(self) -> str:

@@ -13,6 +13,8 @@ from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
 from torch.utils.data import BatchSampler
 
+from .rng import preserve_rng_state
+
 
 def train_sampler_of(dataloader) -> Optional[object]:
     """The index sampler of a DataLoader built with ``batch_size`` (``None`` with a custom batch sampler).
@@ -44,7 +46,19 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
     ``(_iter % steps_per_epoch) * batch_size``) and the dataloader iterator is rebuilt with its epoch
     counter at the sampler's epoch, so the next batch and every later epoch wrap
     (``set_epoch(epoch + 1)``) are those of an uninterrupted run. Any other sampler falls back to
-    mmengine's replay (logged). Otherwise identical to mmengine 0.10.7's ``IterBasedTrainLoop.run``.
+    mmengine's replay (logged).
+
+    Two more differences from mmengine 0.10.7's ``IterBasedTrainLoop.run``, both so that a resumed run
+    repeats an uninterrupted one exactly:
+
+    - a resume exactly at an epoch boundary positions the sampler at the *end* of the finished epoch, so
+      the first batch wraps to the next epoch through the same ``_InfiniteDataloaderIterator`` path (and
+      the same random draws) as in the uninterrupted run;
+    - validation runs inside :func:`~mmxsam.engine.runner.rng.preserve_rng_state`: evaluating (whose
+      DataLoader and model may draw random numbers) never moves the training's random generators.
+
+    After positioning the sampler the loop calls the hook point ``after_sampler_fast_forward`` (used by
+    :class:`~mmxsam.engine.hooks.RNGStateHook` to restore the saved generators at that point).
     """
 
     def fast_forward_sampler(self) -> bool:
@@ -53,6 +67,10 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
         if not callable(getattr(sampler, 'fast_forward', None)):
             return False
         sampler.fast_forward(self._iter)
+        if self._iter > 0 and callable(getattr(sampler, 'set_start_index', None)) and sampler.epoch > 0 \
+                and len(sampler) == sampler.num_samples:  # exactly at an epoch boundary
+            sampler.set_epoch(sampler.epoch - 1)
+            sampler.set_start_index(sampler.num_samples)  # empty: the first next() wraps to the next epoch
         self.dataloader_iterator = None  # release the iterator built in __init__ (and its workers)
         iterator = _InfiniteDataloaderIterator(self.dataloader)  # iter() sees the fast-forwarded sampler
         iterator._epoch = sampler.epoch  # the next wrap calls set_epoch(sampler.epoch + 1)
@@ -66,7 +84,9 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
         """Launch training."""
         self.runner.call_hook('before_train')
         self.runner.call_hook('before_train_epoch')
-        if self._iter > 0 and not self.fast_forward_sampler():
+        if self._iter > 0 and self.fast_forward_sampler():
+            self.runner.call_hook('after_sampler_fast_forward')
+        elif self._iter > 0:
             print_log(f'{type(train_sampler_of(self.dataloader)).__name__} has no fast_forward (or a custom '
                       f'batch sampler is used): advance dataloader {self._iter} steps to skip data that has '
                       'already been trained', logger='current', level=logging.WARNING)
@@ -81,7 +101,8 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
             self._decide_current_val_interval()
             if (self.runner.val_loop is not None and self._iter >= self.val_begin
                     and (self._iter % self.val_interval == 0 or self._iter == self._max_iters)):
-                self.runner.val_loop.run()
+                with preserve_rng_state():
+                    self.runner.val_loop.run()
 
         self.runner.call_hook('after_train_epoch')
         self.runner.call_hook('after_train')
