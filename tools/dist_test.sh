@@ -20,4 +20,5 @@ PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
     "$(dirname "$0")/test.py" \
     "$CONFIG" \
     "$CHECKPOINT" \
-    --launcher pytorch "${@:4}"
+    --launcher pytorch "${@:4}" \
+    || { rc=$?; echo "dist_test.sh: the job failed (exit code $rc); torchrun's 'Root Cause' above names the failing rank" >&2; exit $rc; }

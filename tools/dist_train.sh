@@ -20,4 +20,5 @@ PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
     --master_port="$PORT" \
     "$(dirname "$0")/train.py" \
     "$CONFIG" \
-    --launcher pytorch "${@:3}"
+    --launcher pytorch "${@:3}" \
+    || { rc=$?; echo "dist_train.sh: the job failed (exit code $rc); torchrun's 'Root Cause' above names the failing rank" >&2; exit $rc; }

@@ -8,6 +8,7 @@ import os.path as osp
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmengine.config import DictAction
+from torch.distributed.elastic.multiprocessing.errors import record
 
 import mmxsam  # noqa: F401  (registers modules and the safe checkpoint allow-list)
 from mmxsam.utils.cli import build_runner, load_cli_config
@@ -46,6 +47,9 @@ def trigger_visualization_hook(cfg, args):
     return cfg
 
 
+# under torchrun (dist_*.sh) a failing rank writes its exception to an error file, and torchrun's summary
+# then shows that rank's traceback instead of only its exit code
+@record
 def main():
     args = parse_args()
     if not osp.exists(args.checkpoint):

@@ -7,6 +7,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mmengine.config import DictAction
+from torch.distributed.elastic.multiprocessing.errors import record
 
 import mmxsam  # noqa: F401  (registers modules and the safe checkpoint allow-list)
 from mmxsam.utils.cli import apply_resume, build_runner, enable_amp, enable_auto_scale_lr, load_cli_config
@@ -32,6 +33,9 @@ def parse_args():
     return args
 
 
+# under torchrun (dist_*.sh) a failing rank writes its exception to an error file, and torchrun's summary
+# then shows that rank's traceback instead of only its exit code
+@record
 def main():
     args = parse_args()
     cfg = load_cli_config(args.config, args.cfg_options, args.work_dir, args.launcher)

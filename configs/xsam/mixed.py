@@ -29,7 +29,12 @@ default_hooks = dict(
 # the loop stays epoch-based). Caveat: mmengine 0.10.7's DeepSpeedStrategy does not call the
 # before_save_checkpoint / after_load_checkpoint hooks, so under DeepSpeed the hook is inactive and a
 # mid-epoch resume restarts the epoch (mmengine's behaviour); it takes effect with the plain Runner.
-custom_hooks = [dict(type='SamplerStateHook')]
+# GlobalBatchCheckHook stops at the start when an optimizer step is not one same-source global batch.
+custom_hooks = [dict(type='SamplerStateHook'), dict(type='GlobalBatchCheckHook')]
+# The recipe's same-source global batch. On 16 GPUs x 4 it is one step; on 8 GPUs the sampler spreads each
+# group over 2 steps and GlobalBatchCheckHook asks for strategy.gradient_accumulation_steps=2; a process
+# count that does not divide 64 / 4 = 16 is refused when the sampler is built, naming the numbers.
+train_dataloader = dict(sampler=dict(global_batch_size=64))
 # Only for the plain Runner (DDP; e.g. `runner_type` removed): image-conversation batches leave the decoder
 # without gradients. DeepSpeed ZeRO-2 (the default here) handles unused parameters itself.
 find_unused_parameters = True

@@ -33,7 +33,7 @@ test_cfg = dict(type='TestLoop')
 # exact mid-run resume (same losses as an uninterrupted run, tests/test_engine/test_exact_resume.py): the
 # sampler position and every rank's random generators are saved in the checkpoints, and each sample draws
 # its prompts from a seed given by its place in the epoch (not from the DataLoader worker's history)
-custom_hooks = [dict(type='SamplerStateHook'), dict(type='RNGStateHook')]
+custom_hooks = [dict(type='SamplerStateHook'), dict(type='RNGStateHook'), dict(type='GlobalBatchCheckHook')]
 train_dataloader = dict(sampler=dict(sample_seeds=True))
 # multi-process (tools/dist_train.sh, DDP): image-conversation batches leave the decoder without gradients
 find_unused_parameters = True

@@ -1,4 +1,4 @@
-from .hooks import RNGStateHook, SamplerStateHook
+from .hooks import GlobalBatchCheckHook, RNGStateHook, SamplerStateHook
 from .runner import ResumableIterBasedTrainLoop
 
-__all__ = ['RNGStateHook', 'ResumableIterBasedTrainLoop', 'SamplerStateHook']
+__all__ = ['GlobalBatchCheckHook', 'RNGStateHook', 'ResumableIterBasedTrainLoop', 'SamplerStateHook']

@@ -65,6 +65,9 @@ def init_cpu_process_group(cfg: Config) -> None:
         return
     dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
     backend = dist_cfg.pop('backend', 'gloo')
+    if isinstance(dist_cfg.get('timeout'), (int, float)):  # seconds, as mmengine's init_dist accepts
+        import datetime
+        dist_cfg['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
     torch_dist.init_process_group(backend=backend, **dist_cfg)
 
 

@@ -57,6 +57,11 @@ class SourceGroupedSampler(Sampler):
             ``sync_random_seed`` (identical on all ranks). mmengine's Runner passes ``randomness.seed``.
         rank (int, optional): Overrides ``get_dist_info()`` (tests, custom launchers).
         world_size (int, optional): Overrides ``get_dist_info()``.
+        global_batch_size (int, optional): The recipe's same-source global batch (X-SAM stage 3: 64 = 16 GPUs
+            x 4). When set, ``mega_batch_mult`` is derived as ``global_batch_size / (world_size x batch_size)``
+            and a world size that does not divide it raises ``ValueError`` naming the numbers, at the start
+            of training (when the train dataloader is built). Pair it with ``GlobalBatchCheckHook``, which
+            checks that the optimizer accumulates over the same ``mega_batch_mult`` steps.
         sample_seeds (bool): Yield :class:`~mmxsam.datasets.samplers.sample_seeds.SeededIndex` indices whose
             ``sample_seed = seed_of(seed, epoch, position in F)``; a dataset that honours them (with
             ``loads_seeded_indices = True``, e.g. ``BalancedConcatDataset``) draws each sample's randomness
@@ -98,10 +103,15 @@ class SourceGroupedSampler(Sampler):
                  seed: Optional[int] = None,
                  rank: Optional[int] = None,
                  world_size: Optional[int] = None,
-                 sample_seeds: bool = False) -> None:
+                 sample_seeds: bool = False,
+                 global_batch_size: Optional[int] = None) -> None:
         dist_rank, dist_world_size = get_dist_info()
         self.rank = dist_rank if rank is None else rank
         self.world_size = dist_world_size if world_size is None else world_size
+        self.global_batch_size = global_batch_size
+        if global_batch_size is not None:
+            mega_batch_mult = self.mega_batch_mult_for(global_batch_size, self.world_size, batch_size,
+                                                       mega_batch_mult)
         for name, value in (('batch_size', batch_size), ('mega_batch_mult', mega_batch_mult),
                             ('world_size', self.world_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -139,6 +149,32 @@ class SourceGroupedSampler(Sampler):
 
         self._start_index = 0  # per-rank position where the current epoch's pass starts
         self._consumed = 0  # per-rank position reached by the latest iterator (prefetch included)
+
+    @staticmethod
+    def mega_batch_mult_for(global_batch_size: int, world_size: int, batch_size: int, mega_batch_mult: int = 1) -> int:
+        """``global_batch_size / (world_size x batch_size)``; ``ValueError`` naming the numbers when it is no
+        positive integer, or when an explicit ``mega_batch_mult`` (other than the default 1) disagrees."""
+        for name, value in (('global_batch_size', global_batch_size), ('world_size', world_size),
+                            ('batch_size', batch_size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        per_step = world_size * batch_size
+        if global_batch_size % per_step:
+            divisors = [w for w in range(1, global_batch_size // batch_size + 1)
+                        if (global_batch_size // batch_size) % w == 0] if global_batch_size % batch_size == 0 else []
+            hint = (f'world sizes that divide it at batch_size {batch_size}: {divisors}' if divisors else
+                    f'batch_size {batch_size} does not divide it either')
+            raise ValueError(
+                f'SourceGroupedSampler: the same-source global batch of {global_batch_size} samples is not a '
+                f'multiple of world_size {world_size} x batch_size {batch_size} = {per_step} samples per step; '
+                f'{hint}. Change the number of processes, train_dataloader.batch_size (and sampler.batch_size) '
+                'or sampler.global_batch_size.')
+        derived = global_batch_size // per_step
+        if mega_batch_mult not in (1, derived):
+            raise ValueError(f'SourceGroupedSampler: mega_batch_mult={mega_batch_mult} contradicts global_batch_size='
+                             f'{global_batch_size} with world_size {world_size} x batch_size {batch_size} (which '
+                             f'gives {derived}); set only one of them')
+        return derived
 
     # ------------------------------------------------------------------ dataset introspection
     @staticmethod
