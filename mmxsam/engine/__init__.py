@@ -1,4 +1,5 @@
 from .hooks import GlobalBatchCheckHook, RNGStateHook, SamplerStateHook
+from .optimizers import ShardedOptimWrapper
 from .runner import ResumableIterBasedTrainLoop
 
-__all__ = ['GlobalBatchCheckHook', 'RNGStateHook', 'ResumableIterBasedTrainLoop', 'SamplerStateHook']
+__all__ = ['GlobalBatchCheckHook', 'RNGStateHook', 'ResumableIterBasedTrainLoop', 'SamplerStateHook', 'ShardedOptimWrapper']
