@@ -8,11 +8,13 @@ checkpoints load with ``torch.load(weights_only=True)``. Configs opt in with::
     custom_imports = dict(imports=['mmxsam'], allow_failed_imports=False)
 """
 from .version import __version__
+from .utils.deepspeed_checkpoint import register_deepspeed_checkpoint_scheme
 from .utils.last_checkpoint import register_last_checkpoint_scheme
 from .utils.safe_load import register_safe_globals
 
 register_safe_globals()
 register_last_checkpoint_scheme()
+register_deepspeed_checkpoint_scheme()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registration side effects)
 

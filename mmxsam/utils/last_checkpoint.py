@@ -7,16 +7,22 @@ whatever the iteration count of that run::
 
     stage1_checkpoint = 'last://work_dirs/tiny_seg_finetune'
     model = dict(init_cfg=[dict(type='Pretrained', checkpoint=stage1_checkpoint)])
+
+When the newest checkpoint is a DeepSpeed folder (``FlexibleRunner`` + ``DeepSpeedStrategy`` with optimizer
+states), it is merged into one fp32 state dict on the fly (:mod:`mmxsam.utils.deepspeed_checkpoint`).
 """
 import os.path as osp
 
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 
+from .deepspeed_checkpoint import is_deepspeed_checkpoint, load_deepspeed_checkpoint
+
 SCHEME = 'last://'
 
 
 def resolve_last_checkpoint(path: str) -> str:
-    """``'last://WORK_DIR'`` -> the file named in ``WORK_DIR/last_checkpoint``; other paths unchanged.
+    """``'last://WORK_DIR'`` -> the file (or DeepSpeed folder) named in ``WORK_DIR/last_checkpoint``; other
+    paths unchanged.
 
     Raises:
         FileNotFoundError: no ``last_checkpoint`` record in the work dir, or the file it names is gone;
@@ -31,17 +37,21 @@ def resolve_last_checkpoint(path: str) -> str:
                                 f'{work_dir!r}) or give the checkpoint file explicitly')
     with open(record) as f:
         checkpoint = f.read().strip()
-    moved = osp.join(work_dir, osp.basename(checkpoint))
-    if not osp.isfile(checkpoint) and osp.isfile(moved):  # the work dir was moved or copied
+    moved = osp.join(work_dir, osp.basename(osp.normpath(checkpoint)))
+    usable = lambda p: osp.isfile(p) or is_deepspeed_checkpoint(p)  # noqa: E731
+    if not usable(checkpoint) and usable(moved):  # the work dir was moved or copied
         checkpoint = moved
-    if not osp.isfile(checkpoint):
+    if not usable(checkpoint):
         raise FileNotFoundError(f'{path}: {record} names {checkpoint!r}, which does not exist')
     return checkpoint
 
 
 def load_from_last(filename: str, map_location=None):
     """mmengine checkpoint loader of the ``last://`` scheme."""
-    return load_from_local(resolve_last_checkpoint(filename), map_location=map_location)
+    path = resolve_last_checkpoint(filename)
+    if is_deepspeed_checkpoint(path):
+        return load_deepspeed_checkpoint(path)
+    return load_from_local(path, map_location=map_location)
 
 
 def register_last_checkpoint_scheme() -> None:

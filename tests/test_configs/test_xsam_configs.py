@@ -154,14 +154,15 @@ def test_stage3_recipe(repo_root):
     assert cfg.model.init_cfg == [dict(type='Pretrained', checkpoint='work_dirs/seg_finetune/epoch_36.pth'),
                                   dict(type='Pretrained', checkpoint='work_dirs/align_pretrain/epoch_1.pth')]
     assert cfg.model.data_preprocessor.pad_to_square is False and cfg.model.data_preprocessor.test_pad_to_square
-    assert cfg.custom_hooks == [dict(type='SamplerStateHook')]
+    assert cfg.custom_hooks == [dict(type='SamplerStateHook'), dict(type='GlobalBatchCheckHook')]
+    assert cfg.train_dataloader.sampler.global_batch_size == 64  # 16 GPUs x 4, one source per step
     assert cfg.find_unused_parameters is True
     assert cfg.default_hooks.checkpoint == dict(type='CheckpointHook', by_epoch=False, interval=2000,
                                                 max_keep_ckpts=2)
 
     loader = cfg.train_dataloader
     assert loader.batch_size == 4 and loader.batch_sampler is None
-    assert loader.sampler == dict(type='SourceGroupedSampler', batch_size=4, mega_batch_mult=1)
+    assert loader.sampler == dict(type='SourceGroupedSampler', batch_size=4, mega_batch_mult=1, global_batch_size=64)
     mix = loader.dataset
     assert mix.type == 'BalancedConcatDataset' and mix.oversample_thr == 0.1
     assert [(d.source_name, d.type) for d in mix.datasets] == SOURCES

@@ -106,7 +106,10 @@ class HFCausalLM(BaseModule):
         if self.tokenizer is not None:
             vocab_size = len(self.tokenizer)
         if vocab_size is not None:
-            model.resize_token_embeddings(vocab_size, pad_to_multiple_of=pad_to_multiple_of)
+            # on the meta device (parameter counting, trainable-only export) new rows cannot be initialised from
+            # the mean of the old ones (HF computes their covariance with .item())
+            on_meta = model.get_input_embeddings().weight.is_meta
+            model.resize_token_embeddings(vocab_size, pad_to_multiple_of=pad_to_multiple_of, mean_resizing=not on_meta)
         model.config.use_cache = False  # training default; generate() turns the cache on
         if gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=dict(use_reentrant=False))
