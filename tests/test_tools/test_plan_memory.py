@@ -70,7 +70,10 @@ def test_tiny_stage2_table_and_seq_len(repo_root, tiny_tokenizer_dir):
     cells = [c.strip() for c in rows['refseg'].split('|')[1:-1]]
     assert cells[1:4] == ['40', 'given', str(40 + 80)]
     r = _json(run(repo_root, 'configs/xsam/tiny_align_pretrain.py', '--tokenizer', tiny_tokenizer_dir, '--gpus', '4',
-                  '--seq-len', '100', '--json'))
+                  '--seq-len', '100', '--json', '--cfg-options', 'model.llm.gradient_checkpointing=True'))
+    assert r['checkpointing']['llm'] is True  # switched on, but the frozen LLM runs in eval mode: inactive
+    assert any('inactive' in n and 'llm' in n for n in r['notes'])
+    assert r['tasks']['imgconv']['activations']['config']['checkpointed'] == []
     m = r['params']['modules']
     assert r['params']['trainable'] == m['vision_projector']['total'] + m['seg_projector']['total']
     assert {k for k, v in m.items() if v['trainable']} == {'vision_projector', 'seg_projector'}
@@ -92,6 +95,7 @@ def test_full_size_stage3_on_meta(repo_root):
 def test_bad_arguments_are_named(repo_root):
     out = run(repo_root, 'configs/xsam/tiny_mixed.py', '--cfg-options', 'model.llm.no_such_key=1')
     assert out.returncode == 2 and "unknown config key 'model.llm.no_such_key'" in out.stderr
+    assert "model.llm (HFCausalLM) has no key 'no_such_key'" in out.stderr
     assert 'Traceback' not in out.stderr
     out = run(repo_root, 'configs/xsam/tiny_mixed.py', '--seq-len', 'segment=3')
     assert out.returncode == 2 and "unknown task 'segment'" in out.stderr

@@ -97,15 +97,61 @@ def _has_key(cfg: Any, dotted: str) -> Tuple[bool, str]:
     return True, ''
 
 
+def _registered_arguments(type_name: str) -> Optional[set]:
+    """Constructor arguments of a registered ``type`` (None: unknown type or ``**kwargs``: anything goes)."""
+    import inspect
+
+    import mmxsam  # noqa: F401  (registration)
+    from mmdet import registry as reg
+    for name in ('MODELS', 'DATASETS', 'TRANSFORMS', 'DATA_SAMPLERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'HOOKS',
+                 'METRICS', 'PARAM_SCHEDULERS', 'TASK_UTILS', 'LOOPS'):
+        cls = getattr(reg, name).get(type_name) if isinstance(type_name, str) else None
+        if cls is None:
+            continue
+        if not inspect.isclass(cls):
+            return None
+        names = set()
+        for klass in cls.__mro__:  # **kwargs are passed on to the parents: collect their arguments too
+            init = vars(klass).get('__init__')
+            if init is None or klass in (torch.nn.Module, object):
+                continue
+            params = inspect.signature(init).parameters.values()
+            names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+            if not any(p.kind == p.VAR_KEYWORD for p in params):
+                break
+        return names
+    return None
+
+
+def _check_option(cfg: Mapping, key: str) -> None:
+    """A ``--cfg-options`` key must exist in the config, or be an argument of the registered ``type`` of the
+    dict it goes into (e.g. ``model.llm.gradient_checkpointing`` for ``HFCausalLM``)."""
+    ok, why = _has_key(cfg, key)
+    if ok:
+        return
+    parent_key, _, leaf = key.rpartition('.')
+    parent_ok, _ = _has_key(cfg, parent_key) if parent_key else (True, '')
+    if parent_ok:
+        parent = cfg
+        for part in parent_key.split('.') if parent_key else []:
+            parent = parent[int(part)] if isinstance(parent, (list, tuple)) else parent[part]
+        if isinstance(parent, Mapping) and 'type' in parent:
+            accepted = _registered_arguments(parent['type'])
+            if accepted is not None and leaf in accepted:
+                return
+            if accepted is not None:
+                why = f"{parent_key} ({parent['type']}) has no key {leaf!r} and takes no such argument"
+    raise CommandLineError(f'--cfg-options: unknown config key {key!r} ({why})')
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """``Config.fromfile`` plus ``--cfg-options`` whose every key must already exist."""
+    """``Config.fromfile`` plus ``--cfg-options`` whose keys must exist (or be arguments of their dict's
+    registered ``type``): a typo is an error, not a silently added key."""
     if not osp.isfile(path):
         raise CommandLineError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
     for key in (cfg_options or {}):
-        ok, why = _has_key(cfg, key)
-        if not ok:
-            raise CommandLineError(f'--cfg-options: unknown config key {key!r} ({why})')
+        _check_option(cfg._cfg_dict, key)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
