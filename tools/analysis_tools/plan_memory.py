@@ -381,7 +381,7 @@ def measure_decoder(model) -> Dict[str, object]:
         del out
     finally:
         meter.close()
-    return dict(bytes=n, mask_shape=None)
+    return dict(bytes=n)
 
 
 def measure_activations(model, text_tokens: int, visual_tokens: int, cp: Dict[str, bool],
