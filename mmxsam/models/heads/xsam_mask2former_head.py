@@ -267,10 +267,21 @@ class XSAMMask2FormerHead(Mask2FormerHead):
     def preprocess_gt(self, batch_gt_instances: InstanceList, batch_gt_semantic_segs: List,
                       condition_mask: Optional[Tensor] = None) -> InstanceList:
         """Linear mode: mmdet's panoptic merge of things and stuff. Conditioned mode: the instances, with
-        every label checked against the number of valid conditions of its sample."""
+        every label checked against the number of valid conditions of its sample. Masks come out as
+        (n, H, W) bool: mmdet's merge returns int64 (8 bytes a pixel, 8 MiB per target at 1024²), and the
+        matcher and losses only ever point-sample them as floats."""
         if self.cls_mode == 'linear':
-            return super().preprocess_gt(batch_gt_instances, batch_gt_semantic_segs)
-        out = super().preprocess_gt(batch_gt_instances, [None] * len(batch_gt_instances))
+            out = super().preprocess_gt(batch_gt_instances, batch_gt_semantic_segs)
+            for inst in out:
+                inst.masks = inst.masks.bool()
+            return out
+        out = []
+        for inst in batch_gt_instances:
+            labels = inst.labels
+            masks = inst.masks
+            masks = masks.to_tensor(dtype=torch.bool, device=labels.device) if hasattr(masks, 'to_tensor') \
+                else torch.as_tensor(masks, device=labels.device).bool()
+            out.append(InstanceData(labels=labels, masks=masks))
         counts = condition_mask.sum(1).tolist()
         for i, (inst, n) in enumerate(zip(out, counts)):
             if inst.labels.numel() and (int(inst.labels.min()) < 0 or int(inst.labels.max()) >= n):
