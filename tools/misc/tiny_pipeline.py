@@ -51,16 +51,58 @@ def run(cmd):
 
 
 def train(stage, work_dir, options, force):
+    """Train one stage with tools/train.py unless its work dir holds a finished run of this pipeline.
+
+    Returns ``(seconds, skipped)``: the wall time of the run (for a skipped stage the time recorded in
+    its ``pipeline_done`` marker when it was trained) and whether it was skipped.
+    """
     stage_dir = osp.join(work_dir, stage)
-    if not force and osp.isfile(osp.join(stage_dir, 'last_checkpoint')) and osp.isfile(
-            osp.join(stage_dir, 'pipeline_done')):
+    marker = osp.join(stage_dir, 'pipeline_done')
+    if not force and osp.isfile(osp.join(stage_dir, 'last_checkpoint')) and osp.isfile(marker):
         print(f'{stage}: done before ({stage_dir}), skipped (--force retrains)')
-        return
+        with open(marker) as f:
+            recorded = f.read().split()
+        return (float(recorded[0]) if recorded else None), True
     start = time.time()
     run([sys.executable, osp.join(REPO, 'tools/train.py'), osp.join(REPO, f'configs/xsam/{stage}.py'),
          '--work-dir', stage_dir, '--cfg-options', *options])
-    with open(osp.join(stage_dir, 'pipeline_done'), 'w') as f:
-        f.write(f'{time.time() - start:.0f} s\n')
+    seconds = time.time() - start
+    with open(marker, 'w') as f:
+        f.write(f'{seconds:.0f} s\n')
+    return seconds, False
+
+
+def check_data(data_root):
+    """The synthetic data and its tokenizer must be at data/shapes (the tiny configs hold that path)."""
+    if osp.normpath(data_root) != osp.normpath('data/shapes'):
+        raise SystemExit('--data-root other than data/shapes: edit the configs\' data_root (they hold the '
+                         'path in every data set and the tokenizer path)')
+    if not osp.isfile(osp.join(data_root, 'tokenizer', 'tokenizer_config.json')):
+        raise SystemExit(f'{data_root}/tokenizer is missing; run: python tools/misc/build_tiny_tokenizer.py '
+                         f'{data_root} --out {data_root}/tokenizer')
+
+
+def train_stages(work_dir, stage1_iters=600, stage2_iters=None, stage3_iters=None, force=False):
+    """Stages 1 -> 2 -> 3 under ``work_dir`` (each loading the previous ones through ``last://``).
+
+    Returns ``(stage-3 checkpoint path, {stage: (seconds, skipped)})``.
+    """
+    w = work_dir
+    last = {s: f'last://{osp.join(w, s)}' for s in STAGES}
+    times = {}
+    times['tiny_seg_finetune'] = train('tiny_seg_finetune', w, schedule_options(stage1_iters, warmup=False), force)
+    opts2 = [f'model.init_cfg.0.checkpoint={last["tiny_seg_finetune"]}']
+    if stage2_iters:
+        opts2 += schedule_options(stage2_iters)
+    times['tiny_align_pretrain'] = train('tiny_align_pretrain', w, opts2, force)
+    opts3 = [f'model.init_cfg.0.checkpoint={last["tiny_seg_finetune"]}',
+             f'model.init_cfg.1.checkpoint={last["tiny_align_pretrain"]}']
+    if stage3_iters:
+        opts3 += schedule_options(stage3_iters)
+    times['tiny_mixed'] = train('tiny_mixed', w, opts3, force)
+
+    from mmxsam.utils import resolve_last_checkpoint
+    return resolve_last_checkpoint(last['tiny_mixed']), times
 
 
 def first_val_expression(data_root):
@@ -78,27 +120,9 @@ def first_val_expression(data_root):
 
 def main(argv=None):
     args = parse_args(argv)
-    if osp.normpath(args.data_root) != osp.normpath('data/shapes'):
-        raise SystemExit('--data-root other than data/shapes: edit the configs\' data_root (they hold the '
-                         'path in every data set and the tokenizer path)')
-    if not osp.isfile(osp.join(args.data_root, 'tokenizer', 'tokenizer_config.json')):
-        raise SystemExit(f'{args.data_root}/tokenizer is missing; run: python tools/misc/build_tiny_tokenizer.py '
-                         f'{args.data_root} --out {args.data_root}/tokenizer')
+    check_data(args.data_root)
+    checkpoint, _ = train_stages(args.work_dir, args.stage1_iters, args.stage2_iters, args.stage3_iters, args.force)
     w = args.work_dir
-    last = {s: f'last://{osp.join(w, s)}' for s in STAGES}
-    train('tiny_seg_finetune', w, schedule_options(args.stage1_iters, warmup=False), args.force)
-    opts2 = [f'model.init_cfg.0.checkpoint={last["tiny_seg_finetune"]}']
-    if args.stage2_iters:
-        opts2 += schedule_options(args.stage2_iters)
-    train('tiny_align_pretrain', w, opts2, args.force)
-    opts3 = [f'model.init_cfg.0.checkpoint={last["tiny_seg_finetune"]}',
-             f'model.init_cfg.1.checkpoint={last["tiny_align_pretrain"]}']
-    if args.stage3_iters:
-        opts3 += schedule_options(args.stage3_iters)
-    train('tiny_mixed', w, opts3, args.force)
-
-    from mmxsam.utils import resolve_last_checkpoint
-    checkpoint = resolve_last_checkpoint(last['tiny_mixed'])
     image, expression = first_val_expression(args.data_root)
     image = args.image or image
     demo = [sys.executable, osp.join(REPO, 'demo/image_demo.py'), image, osp.join(REPO, 'configs/xsam/tiny_mixed.py'),
