@@ -36,7 +36,7 @@ def main(argv=None):
     from mmengine.config import DictAction
 
     from mmxsam.apis import XSAMInferencer
-    from mmxsam.apis.webui import build_demo
+    from mmxsam.apis.webui import build_demo, launch_options
     if not osp.exists(args.config):
         raise SystemExit(f'{args.config!r} does not exist; run `make demo` first (trains the tiny model into '
                          'work_dirs/tiny_mixed) or pass a config and checkpoint')
@@ -49,8 +49,8 @@ def main(argv=None):
     inferencer = XSAMInferencer(args.config, args.checkpoint, device=args.device, cfg_options=options or None)
     demo = build_demo(inferencer, examples=sorted(glob.glob(args.examples)) or None)
     print(f'X-SAM web demo on http://{args.host}:{args.port}', flush=True)
-    demo.queue().launch(server_name=args.host, server_port=args.port, share=False, show_api=False,
-                        inbrowser=False)
+    demo.queue().launch(server_name=args.host, server_port=args.port, share=False, inbrowser=False,
+                        **launch_options())
 
 
 if __name__ == '__main__':

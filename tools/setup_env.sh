@@ -89,8 +89,8 @@ else
     DS_BUILD_OPS=0 "${PIP[@]}" -q --no-build-isolation "deepspeed==0.18.9"
 fi
 
-step "web demo: gradio 5, playwright (drives Debian's chromium in the browser test)"
-"${PIP[@]}" -q "gradio>=5.50,<6" "playwright>=1.50"
+step "web demo: gradio 6, playwright (drives Debian's chromium in the browser test)"
+"${PIP[@]}" -q "gradio>=6.10,<6.11" "playwright>=1.50"
 if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
         echo "    installing Debian's chromium (headless browser for tests/test_apis/test_webui.py)"

@@ -2,7 +2,7 @@
 draw visual prompts (or type their coordinates), get the answer, the masks drawn and the result as JSON.
 
 The request logic (:func:`run_request`) is plain Python, tested without a browser; :func:`build_demo` wires
-it to Gradio components (Gradio is imported only there: ``pip install "gradio>=5,<6"``).
+it to Gradio components (Gradio is imported only there: ``pip install "gradio>=6.10,<6.11"``).
 
 Visual prompts come from two places, in this order: every brush layer drawn on the image editor is one
 mask prompt (the pixels drawn in it), then every ``;``-separated entry of the coordinates box::
@@ -113,8 +113,7 @@ def build_demo(inferencer: XSAMInferencer, examples: Optional[List[str]] = None,
     ``#image``, ``#task``, ``#text``, ``#prompts``, ``#force``, ``#run``, ``#answer``, ``#result``, ``#details``."""
     import gradio as gr
 
-    with gr.Blocks(title=title, analytics_enabled=False, theme=gr.themes.Default(font=['sans-serif'],
-                                                                                 font_mono=['monospace'])) as demo:
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:
         gr.Markdown(f'# {title}\nUpload an image, pick a task, type the prompt; draw visual prompts on the '
                     'image (one brush layer per prompt) or type them as `point X Y; box X1 Y1 X2 Y2`.')
         with gr.Row():
@@ -138,3 +137,11 @@ def build_demo(inferencer: XSAMInferencer, examples: Optional[List[str]] = None,
         if examples:
             gr.Examples(examples=[[e] for e in examples], inputs=[editor])
     return demo
+
+
+def launch_options() -> dict:
+    """Keyword arguments of ``demo.launch()`` (Gradio 6 takes the theme there): system fonts only (no font
+    requests to the internet) and no API page link."""
+    import gradio as gr
+    return dict(theme=gr.themes.Default(font=['sans-serif'], font_mono=['monospace']),
+                footer_links=['gradio', 'settings'])

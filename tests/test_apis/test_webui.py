@@ -91,6 +91,9 @@ def test_web_demo_in_headless_chromium(repo_root, shapes_root, tiny_tokenizer_di
             page.goto(url, wait_until='domcontentloaded')
             page.wait_for_selector('#run', timeout=60000)
             page.locator('#image input[type=file]').first.set_input_files(f'{shapes_root}/images/shapes_val_000001.jpg')
+            # the editor has taken the image when its "Upload an image" prompt is gone
+            page.wait_for_function("() => !document.querySelector('#image').innerText.includes('Upload an image')",
+                                   timeout=60000)
             page.wait_for_timeout(1000)
             page.locator('#text textarea, #text input').first.fill('the red circle')
             page.click('#run')

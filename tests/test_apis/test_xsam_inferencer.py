@@ -1,5 +1,6 @@
 """XSAMInferencer: every task in one batched call, batch == single, cross-image prompts, forcing the
 segmentation answer, outputs on disk, work-dir loading and the bad inputs named in issue 8."""
+import copy
 import json
 import os.path as osp
 
@@ -148,7 +149,7 @@ def test_work_dir_and_config_from_checkpoint(tiny_cfg, checkpoint, tmp_path, ima
 
 
 def test_lora_merged_after_loading(tiny_cfg, tmp_path, images):
-    cfg = tiny_cfg.copy()
+    cfg = copy.deepcopy(tiny_cfg)  # the fixture is shared by the module
     cfg.model.llm.lora = dict(r=4, alpha=8, dropout=0.0)
     torch.manual_seed(1)
     with_lora = XSAMInferencer(cfg, merge_lora=False)

@@ -77,7 +77,8 @@ def test_encoder_input_normalisation_by_hand():
 
 @pytest.mark.parametrize('interpolation, resample', [('bilinear', Image.BILINEAR), ('bicubic', Image.BICUBIC)])
 def test_encoder_resize_matches_pil(interpolation, resample):
-    """HF's SiglipImageProcessor resizes with PIL; the antialiased torch resize agrees within 1 level."""
+    """HF's SiglipImageProcessor resizes with PIL; the antialiased torch resize agrees within 1 level of 255
+    (Pillow >= 13; Pillow 11/12's bicubic, which Gradio pins, is up to 4 levels from Pillow 13's)."""
     pre = XSAMDataPreprocessor(sam_size=32, encoder_size=12, pad_to_square=False,
                                encoder_interpolation=interpolation)
     data = _data((30, 20))
@@ -86,7 +87,9 @@ def test_encoder_resize_matches_pil(interpolation, resample):
     rgb = img.flip(0).permute(1, 2, 0).numpy()
     pil = np.array(Image.fromarray(rgb).resize((12, 12), resample=resample))  # (12, 12, 3) uint8
     expected = (torch.from_numpy(pil).permute(2, 0, 1).float() - 127.5) / 127.5
-    assert (out - expected).abs().max() <= 1 / 127.5 + 1e-6
+    import PIL
+    levels = 4 if interpolation == 'bicubic' and int(PIL.__version__.split('.')[0]) < 13 else 1
+    assert (out - expected).abs().max() <= levels / 127.5 + 1e-6
 
 
 def test_pad_to_square_geometry():
