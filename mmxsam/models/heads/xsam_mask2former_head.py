@@ -164,7 +164,8 @@ class XSAMMask2FormerHead(Mask2FormerHead):
             decoder_input = self.decoder_input_projs[i](memory).flatten(2).permute(0, 2, 1)
             decoder_inputs.append(decoder_input + self.level_embed.weight[i].view(1, 1, -1))
             pad_mask = memory.new_zeros((batch_size, ) + memory.shape[-2:], dtype=torch.bool)
-            decoder_pos.append(self.decoder_positional_encoding(pad_mask).flatten(2).permute(0, 2, 1))
+            pos = self.decoder_positional_encoding(pad_mask).flatten(2).permute(0, 2, 1)  # fp32 (mmdet)
+            decoder_pos.append(pos.to(decoder_input.dtype))
         query_feat = self.query_feat.weight.unsqueeze(0).repeat((batch_size, 1, 1))  # (B, Q, C)
         query_embed = self.query_embed.weight.unsqueeze(0).repeat((batch_size, 1, 1))
         if seg_embeds is not None:
@@ -258,7 +259,8 @@ class XSAMMask2FormerHead(Mask2FormerHead):
                 mask_preds.unsqueeze(1).float(), None, self.num_points, self.oversample_ratio,
                 self.importance_sample_ratio)
             mask_point_targets = point_sample(mask_targets.unsqueeze(1).float(), points_coords).squeeze(1)
-        mask_point_preds = point_sample(mask_preds.unsqueeze(1), points_coords).squeeze(1)  # (G, P)
+        # sampled and scored in fp32 (a bf16 model's logits; bf16 point coordinates would be off by ~4 px at 1024)
+        mask_point_preds = point_sample(mask_preds.unsqueeze(1).float(), points_coords).squeeze(1)  # (G, P)
         loss_dice = self.loss_dice(mask_point_preds, mask_point_targets, avg_factor=num_total_masks)
         loss_mask = self.loss_mask(mask_point_preds.reshape(-1), mask_point_targets.reshape(-1),
                                    avg_factor=num_total_masks * self.num_points)

@@ -12,9 +12,17 @@ structure. This class only duplicates the finest input (in the constructor and i
 """
 from typing import List, Sequence, Tuple
 
+import torch
 from mmdet.models.layers import MSDeformAttnPixelDecoder
 from mmdet.registry import MODELS
 from torch import Tensor
+
+
+def _to_weight_dtype(module: torch.nn.Module, args: tuple, kwargs: dict) -> Tuple[tuple, dict]:
+    """Forward pre-hook: floating-point tensor arguments to the module's parameter dtype."""
+    dtype = next(module.parameters()).dtype
+    cast = lambda v: v.to(dtype) if isinstance(v, Tensor) and v.is_floating_point() else v  # noqa: E731
+    return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
 
 
 @MODELS.register_module()
@@ -42,6 +50,9 @@ class XSAMPixelDecoder(MSDeformAttnPixelDecoder):
             raise ValueError(f'XSAMPixelDecoder sends all {len(in_channels)} input maps through the encoder, so '
                              f'encoder.layer_cfg.self_attn_cfg.num_levels must be {len(in_channels)}, got {num_levels}')
         super().__init__(in_channels=[in_channels[0]] + in_channels, strides=[strides[0]] + strides, **kwargs)
+        # A model cast to bf16 (DeepSpeed's bf16 mode, no autocast): mmdet builds the sine positional encodings
+        # and reference points in fp32, which would turn the queries fp32 in front of bf16 layers.
+        self.encoder.register_forward_pre_hook(_to_weight_dtype, with_kwargs=True)
 
     def forward(self, feats: List[Tensor]) -> Tuple[Tensor, List[Tensor]]:
         expected = self.num_input_levels - 1
