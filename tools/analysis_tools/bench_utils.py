@@ -5,12 +5,13 @@ architectures (for building ``name_or_path`` configs on the meta device), parame
 Nothing here is imported by training; the tools put this folder on ``sys.path`` themselves.
 """
 import copy
+import json
 import os
 import os.path as osp
 import sys
 import tempfile
 from contextlib import contextmanager
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict, DictAction
@@ -72,6 +73,25 @@ def stdout_to_stderr(enabled: bool = True):
 
 class CommandLineError(ValueError):
     """A bad command-line argument (reported without a traceback by the tools)."""
+
+
+def run_tool(name: str, argv, parse_args: Callable, compute: Callable, format_text: Callable) -> int:
+    """The shared ``main`` of the analysis tools: parse, compute (library logs kept off stdout with ``--json``),
+    write ``--out`` as JSON, print JSON or the tables. A :class:`CommandLineError` prints
+    ``NAME: error: ...`` and returns 2 (no traceback)."""
+    try:
+        args = parse_args(argv)
+        with stdout_to_stderr(args.json):
+            result = compute(args)
+    except CommandLineError as err:
+        print(f'{name}: error: {err}', file=sys.stderr)
+        return 2
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2) if args.json else format_text(result))
+    return 0
 
 
 # ----------------------------------------------------------------------------------------------- configs

@@ -14,8 +14,6 @@ Examples::
     python tools/analysis_tools/benchmark_inference.py configs/xsam/tiny_mixed.py --tasks refseg genseg --repeats 5
 """
 import argparse
-import json
-import os
 import os.path as osp
 import statistics
 import sys
@@ -26,7 +24,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from bench_utils import (CommandLineError, add_cfg_options, load_config, markdown_table,  # noqa: E402
-                         override_tokenizer, stdout_to_stderr)
+                         override_tokenizer, run_tool)
 from benchmark_train_step import Clock, check_device  # noqa: E402
 
 TASKS = ('imgconv', 'genseg', 'ovseg', 'refseg', 'reaseg', 'gcgseg', 'vgdseg', 'intseg')
@@ -155,20 +153,7 @@ def format_table(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    try:
-        args = parse_args(argv)
-        with stdout_to_stderr(args.json):
-            result = run(args)
-    except CommandLineError as err:
-        print(f'benchmark_inference.py: error: {err}', file=sys.stderr)
-        return 2
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
-    print(json.dumps(result, indent=2) if args.json else format_table(result))
-    return 0
-
+    return run_tool('benchmark_inference.py', argv, parse_args, run, format_table)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -49,8 +49,6 @@ Examples::
 """
 import argparse
 import copy
-import json
-import os
 import os.path as osp
 import resource
 import statistics
@@ -63,7 +61,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from bench_utils import (CommandLineError, add_cfg_options, count_params, human_bytes, load_config,  # noqa: E402
-                         markdown_table, override_data_root, override_tokenizer, stdout_to_stderr)
+                         markdown_table, override_data_root, override_tokenizer, run_tool)
 
 # component -> group in the summary table
 GROUPS = {
@@ -630,20 +628,7 @@ def format_tables(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    try:
-        args = parse_args(argv)
-        with stdout_to_stderr(args.json):
-            result = run(args)
-    except CommandLineError as err:
-        print(f'benchmark_train_step.py: error: {err}', file=sys.stderr)
-        return 2
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
-    print(json.dumps(result, indent=2) if args.json else format_tables(result))
-    return 0
-
+    return run_tool('benchmark_train_step.py', argv, parse_args, run, format_tables)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -44,7 +44,6 @@ Examples::
     python tools/analysis_tools/plan_memory.py configs/xsam/tiny_mixed.py --gpus 1 --json
 """
 import argparse
-import json
 import math
 import os.path as osp
 import sys
@@ -57,7 +56,7 @@ import torch.nn.functional as F
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from bench_utils import (CommandLineError, add_cfg_options, count_params, human_bytes, load_config,  # noqa: E402
                          markdown_table, override_data_root, override_tokenizer, resolve_hub_models,
-                         stdout_to_stderr, top_level_params)
+                         run_tool, top_level_params)
 
 TASKS = ('imgconv', 'genseg', 'ovseg', 'refseg', 'reaseg', 'gcgseg', 'vgdseg', 'intseg')
 CP_MODES = ('none', 'config', 'full')
@@ -670,19 +669,7 @@ def format_tables(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    try:
-        args = parse_args(argv)
-        with stdout_to_stderr(args.json):  # library logs must not mix with the JSON
-            result = plan(args)
-    except CommandLineError as err:
-        print(f'plan_memory.py: error: {err}', file=sys.stderr)
-        return 2
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
-    print(json.dumps(result, indent=2) if args.json else format_tables(result))
-    return 0
-
+    return run_tool('plan_memory.py', argv, parse_args, plan, format_tables)
 
 if __name__ == '__main__':
     sys.exit(main())
