@@ -41,3 +41,23 @@ def tiny_tokenizer_dir(shapes_root, tmp_path_factory):
     files = sorted(glob.glob(os.path.join(shapes_root, '**', '*.json'), recursive=True))
     build_tiny_tokenizer(list(iter_json_strings(files)) + list(EXTRA_CORPUS), out, vocab_size=512)
     return out
+
+
+@pytest.fixture(scope='session')
+def link_shapes_data(shapes_root, tiny_tokenizer_dir):
+    """``link_shapes_data(folder)``: make ``folder/data/shapes/`` the session's synthetic data plus the tiny
+    tokenizer (links), for tools and configs that read the relative path ``data/shapes``; returns ``folder``."""
+    def link(folder):
+        data = folder / 'data' / 'shapes'
+        data.mkdir(parents=True)
+        for entry in os.listdir(shapes_root):
+            os.symlink(os.path.join(shapes_root, entry), data / entry)
+        os.symlink(tiny_tokenizer_dir, data / 'tokenizer')
+        return folder
+    return link
+
+
+@pytest.fixture
+def shapes_workdir(tmp_path, link_shapes_data):
+    """``tmp_path`` with ``data/shapes/`` linked (see ``link_shapes_data``)."""
+    return link_shapes_data(tmp_path)

@@ -53,15 +53,10 @@ def test_full_size_eval_configs_build_lazily(path):
 
 
 @pytest.fixture(scope='module')
-def eval_dir(repo_root, shapes_root, tiny_tokenizer_dir, tmp_path_factory):
+def eval_dir(repo_root, tiny_tokenizer_dir, link_shapes_data, tmp_path_factory):
     """A working directory with data/shapes/ (the session's data + tiny tokenizer) and a tiny stage-3
     checkpoint (initialised weights: the test is about the evaluation path, not the numbers)."""
-    cwd = tmp_path_factory.mktemp('eval')
-    data = cwd / 'data' / 'shapes'
-    data.mkdir(parents=True)
-    for entry in os.listdir(shapes_root):
-        os.symlink(osp.join(shapes_root, entry), data / entry)
-    os.symlink(tiny_tokenizer_dir, data / 'tokenizer')
+    cwd = link_shapes_data(tmp_path_factory.mktemp('eval'))
     cfg = Config.fromfile(f'{repo_root}/configs/xsam/tiny_mixed.py')
     cfg.model.llm.tokenizer.name_or_path = tiny_tokenizer_dir
     cfg.model.init_cfg = None

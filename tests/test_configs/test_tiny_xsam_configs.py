@@ -60,21 +60,11 @@ def test_stage3_trains_everything_encoders_at_a_tenth(repo_root, tiny_tokenizer_
     assert any(n.startswith('llm.') for n in lrs) and any(n.startswith('panoptic_head.') for n in lrs)
 
 
-def _data_dir(tmp_path, shapes_root, tokenizer_dir):
-    """A working directory whose data/shapes/ is the session's synthetic data plus the tiny tokenizer."""
-    data = tmp_path / 'data' / 'shapes'
-    data.mkdir(parents=True)
-    for entry in os.listdir(shapes_root):
-        os.symlink(osp.join(shapes_root, entry), data / entry)
-    os.symlink(tokenizer_dir, data / 'tokenizer')
-    return tmp_path
-
-
 @pytest.mark.slow
-def test_tiny_pipeline_stage_handoff_and_demo(repo_root, shapes_root, tiny_tokenizer_dir, tmp_path):
+def test_tiny_pipeline_stage_handoff_and_demo(repo_root, shapes_workdir):
     """Stages 1 -> 2 -> 3 through tools/train.py (a few iterations each), each loading the previous one's
     checkpoint, then the demo answers a chat question and a referring prompt and writes pictures."""
-    cwd = _data_dir(tmp_path, shapes_root, tiny_tokenizer_dir)
+    cwd = shapes_workdir
     cmd = [sys.executable, f'{repo_root}/tools/misc/tiny_pipeline.py', '--stage1-iters', '2', '--stage2-iters', '3',
            '--stage3-iters', '4', '--work-dir', 'work', '--out-dir', 'demo_out']
     out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900,

@@ -21,16 +21,6 @@ MAX_ITERS, INTERVAL, KILL_AFTER_CKPT = 6, 2, 4
 NPROC = int(os.environ.get('MMXSAM_TEST_NPROC', '1'))
 
 
-def _data_dir(tmp_path, shapes_root, tokenizer_dir):
-    """A working directory whose data/shapes/ is the session's synthetic data plus the tiny tokenizer."""
-    data = tmp_path / 'data' / 'shapes'
-    data.mkdir(parents=True)
-    for entry in os.listdir(shapes_root):
-        os.symlink(osp.join(shapes_root, entry), data / entry)
-    os.symlink(tokenizer_dir, data / 'tokenizer')
-    return tmp_path
-
-
 def _command(repo_root, work_dir, nproc, port):
     opts = [f'train_cfg.max_iters={MAX_ITERS}', 'train_cfg.val_begin=1000000',  # no evaluation
             f'default_hooks.checkpoint.interval={INTERVAL}', 'default_hooks.logger.interval=1',
@@ -71,8 +61,8 @@ def _run(cmd, cwd, port):
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_repeats_the_uninterrupted_losses(repo_root, shapes_root, tiny_tokenizer_dir, tmp_path):
-    cwd = _data_dir(tmp_path, shapes_root, tiny_tokenizer_dir)
+def test_kill_9_then_resume_repeats_the_uninterrupted_losses(repo_root, shapes_workdir, tmp_path):
+    cwd = shapes_workdir
     full_dir, killed_dir = str(tmp_path / 'full'), str(tmp_path / 'killed')
     _run(_command(repo_root, full_dir, NPROC, 29611), cwd, 29611)
     full = _losses(full_dir)
