@@ -81,6 +81,10 @@ def _encode_rle(mask: np.ndarray) -> dict:
     return rle
 
 
+def _xyxy(x: int, y: int, w: int, h: int) -> List[int]:
+    return [int(x), int(y), int(x + w), int(y + h)]
+
+
 def _to_numpy(value) -> np.ndarray:
     return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
@@ -176,7 +180,8 @@ class XSAMInferencer(BaseInferencer):
         model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
     def _init_pipeline(self, cfg: ConfigDict):
-        return None  # built per request from the model (file or array input, see preprocess)
+        # images are read (and checked) in preprocess, so the pipeline takes arrays; sized from the model
+        return build_inference_pipeline(self.model)
 
     def _init_collate(self, cfg: ConfigDict):
         return pseudo_collate  # requests are collated in preprocess (a cross-image request is two samples)
@@ -262,11 +267,10 @@ class XSAMInferencer(BaseInferencer):
     def _pack(self, request: dict, answer: Optional[str], index: int) -> List[dict]:
         """The request's packed sample(s): one, or two for a cross-image request (target, prompt image)."""
         task = request['task']
-        pipeline = build_inference_pipeline(self.model)
         if request.get('prompt_image') is None:
             record = build_record(task, request['question'], answer, request['vprompt_masks'], sample_idx=index,
                                   img=request['image'])
-            return [pipeline(record)]
+            return [self.pipeline(record)]
         masks = request['vprompt_masks']
         # slot k: a category no other request of the batch uses, so the target reads the prompt image's slot k
         categories = [index * 1000 + k for k in range(len(masks))]
@@ -276,7 +280,7 @@ class XSAMInferencer(BaseInferencer):
                               img=request['image'], category_ids=categories)
         source = build_record(task, request['question'], answer, masks, sample_idx=index,
                               img=request['prompt_image'], category_ids=categories, prompt_only=True)
-        return [pipeline(target), pipeline(source)]
+        return [self.pipeline(target), self.pipeline(source)]
 
     def preprocess(self, inputs: list, batch_size: int = 1, task: Optional[str] = None, text: Optional[str] = None,
                    categories: Optional[Sequence[str]] = None, stuff: Optional[Sequence[str]] = None,
@@ -448,9 +452,8 @@ class XSAMInferencer(BaseInferencer):
         if task in ('genseg', 'ovseg'):
             labels = np.array([request['category_order'][i] for i in labels.tolist()], int)
         out.update(labels=labels.tolist(), names=names, scores=[round(float(s), 4) for s in scores],
-                   bboxes=[[int(v) for v in cv2.boundingRect(m.astype(np.uint8))] for m in masks],
+                   bboxes=[_xyxy(*cv2.boundingRect(m.astype(np.uint8))) for m in masks],
                    masks=masks)
-        out['bboxes'] = [[x, y, x + w, y + h] for x, y, w, h in out['bboxes']]
         if task != 'imgconv' and len(masks) == 0 and not out['warnings']:
             out['warnings'].append('the model found no mask for this prompt (every query scored below the '
                                    'thresholds)')
