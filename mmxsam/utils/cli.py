@@ -113,10 +113,19 @@ def apply_resume(cfg: Config, resume: Optional[str]) -> None:
 
 
 def build_runner(cfg: Config):
-    """``Runner.from_cfg`` or, when the config sets ``runner_type`` (e.g. ``FlexibleRunner``), the registry."""
+    """``Runner.from_cfg`` or, when the config sets ``runner_type`` (e.g. ``FlexibleRunner``), the registry.
+
+    CPU multi-process jobs get their gloo process group here, and DeepSpeed strategies on gloo wait on every
+    parameter all-gather (``deepspeed_gloo.wait_for_every_gather``).
+    """
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     init_cpu_process_group(cfg)
+    strategy = cfg.get('strategy', None)
+    if not torch.cuda.is_available() and cfg.get('launcher', 'none') == 'pytorch' \
+            and isinstance(strategy, (dict, ConfigDict)) and 'DeepSpeed' in str(strategy.get('type', '')):
+        from .deepspeed_gloo import wait_for_every_gather
+        wait_for_every_gather()
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)

@@ -16,7 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import mmxsam  # noqa: E402,F401
 from mmengine.config import Config  # noqa: E402
 from mmengine.model import BaseModel  # noqa: E402
-from mmengine.registry import DATASETS, MODELS, RUNNERS  # noqa: E402
+from mmengine.registry import DATASETS, MODELS  # noqa: E402
+from mmxsam.utils.cli import build_runner  # noqa: E402
 
 
 @MODELS.register_module(force=True)
@@ -43,7 +44,6 @@ class DeepSpeedToyData(torch.utils.data.Dataset):
 
 
 def main(work_dir, stage):
-    torch_dist.init_process_group('gloo')
     cfg = Config(dict(
         model=dict(type='DeepSpeedToy'), work_dir=work_dir, launcher='pytorch', runner_type='FlexibleRunner',
         strategy=dict(type='DeepSpeedStrategy', zero_optimization=dict(stage=stage), gradient_clipping=1.0),
@@ -54,7 +54,7 @@ def main(work_dir, stage):
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=3),
                            logger=dict(type='LoggerHook', interval=1)),
         env_cfg=dict(dist_cfg=dict(backend='gloo')), randomness=dict(seed=0)))
-    runner = RUNNERS.build(cfg)
+    runner = build_runner(cfg)  # as tools/train.py: gloo process group, DeepSpeed gathers waited for
     runner.train()
     # the trained weights as every rank sees them after the last step (ZeRO-3: gathered), for the test
     model = runner.model.module

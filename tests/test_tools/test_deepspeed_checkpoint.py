@@ -4,7 +4,8 @@
 The DeepSpeed checkpoints are real: a toy model trained by FlexibleRunner + DeepSpeedStrategy on the CPU
 (gloo) - ZeRO-2 on 1 process and ZeRO-3 on 2 processes (2 partitions to merge). ZeRO-2 on 2 CPU processes
 fails inside DeepSpeed 0.18.9's optimizer step (gloo all_gather_into_tensor: "Output 0 of Split is a view and
-is being modified inplace"), so it is not used here. The first DeepSpeed run on a machine JIT-builds
+is being modified inplace"), so it is not used here. ZeRO-3 on gloo relies on ``build_runner`` waiting on every parameter
+all-gather (mmxsam/utils/deepspeed_gloo.py: DeepSpeed waits on the last one only). The first DeepSpeed run on a machine JIT-builds
 DeepSpeed's CPU communication op (about a minute, cached in ~/.cache/torch_extensions).
 """
 import os
@@ -29,7 +30,10 @@ def _train_toy(repo_root, work_dir, stage, nproc, port):
            f'{repo_root}/tests/test_tools/deepspeed_toy_train.py', str(work_dir), str(stage)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-    return torch.load(work_dir / 'final_weights.pt', weights_only=True)
+    weights = torch.load(work_dir / 'final_weights.pt', weights_only=True)
+    broken = sorted(k for k, v in weights.items() if not torch.isfinite(v).all())
+    assert not broken, f'the toy trained to non-finite weights {broken}:\n' + (out.stdout + out.stderr)[-4000:]
+    return weights
 
 
 def _tool(repo_root, name):
