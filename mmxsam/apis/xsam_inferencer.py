@@ -270,7 +270,11 @@ class XSAMInferencer(BaseInferencer):
         if request.get('prompt_image') is None:
             record = build_record(task, request['question'], answer, request['vprompt_masks'], sample_idx=index,
                                   img=request['image'])
-            return [self.pipeline(record)]
+            packed = self.pipeline(record)
+            if task in ('genseg', 'ovseg'):  # the request's own thing/stuff split (things first, see _normalise)
+                packed['data_samples'].set_metainfo(
+                    dict(num_things_classes=len(request['category_order']) - request['num_stuff']))
+            return [packed]
         masks = request['vprompt_masks']
         # slot k: a category no other request of the batch uses, so the target reads the prompt image's slot k
         categories = [index * 1000 + k for k in range(len(masks))]
@@ -305,20 +309,12 @@ class XSAMInferencer(BaseInferencer):
         requests = [self._normalise(item, i, defaults) for i, item in enumerate(inputs)]  # all checked first
         chunk: List[dict] = []
         for request in requests:
-            if chunk and (len(chunk) == batch_size or self._split_of(chunk) not in (None, self._split_of([request]))):
+            if len(chunk) == batch_size:
                 yield self._collate(chunk)
                 chunk = []
             chunk.append(request)
         if chunk:
             yield self._collate(chunk)
-
-    @staticmethod
-    def _split_of(requests: List[dict]) -> Optional[Tuple[int, int]]:
-        """(things, stuff) of the batch's generic requests: the fusion head serves one split per batch."""
-        for r in requests:
-            if r['task'] in ('genseg', 'ovseg'):
-                return len(r['category_order']) - r['num_stuff'], r['num_stuff']
-        return None
 
     def _collate(self, requests: List[dict]) -> Tuple[dict, List[dict]]:
         samples = []
@@ -332,21 +328,14 @@ class XSAMInferencer(BaseInferencer):
     # ------------------------------------------------------------------ forward
     def _run(self, data: dict, requests: List[dict]) -> List[DetDataSample]:
         model = self.model
-        head = model.panoptic_fusion_head
-        saved = (model.test_cfg.get('vgd_prompt_source', 'same_image'), head.num_things_classes,
-                 head.num_stuff_classes, head.num_classes)
-        split = self._split_of(requests)
+        saved = model.test_cfg.get('vgd_prompt_source', 'same_image')
         try:
             if any(r.get('prompt_image') is not None for r in requests):
                 model.test_cfg['vgd_prompt_source'] = 'cross_image'
-            if split is not None:
-                head.num_things_classes, head.num_stuff_classes = split
-                head.num_classes = sum(split)
             with torch.no_grad():
                 out = model.test_step(data)
         finally:
-            model.test_cfg['vgd_prompt_source'] = saved[0]
-            head.num_things_classes, head.num_stuff_classes, head.num_classes = saved[1:]
+            model.test_cfg['vgd_prompt_source'] = saved
         return [out[r['samples']] for r in requests]
 
     def forward(self, inputs: Tuple[dict, List[dict]], force_seg: bool = False,

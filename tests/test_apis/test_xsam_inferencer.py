@@ -95,6 +95,30 @@ def test_batch_equals_single(inferencer, images):
         np.testing.assert_allclose(a['scores'], b['scores'], atol=1e-3)
 
 
+def test_generic_requests_with_their_own_stuff_share_a_batch(inferencer, images):
+    """Each genseg request carries its thing/stuff split to the fusion head (sample metainfo): one batch of
+    three splits equals three single calls, and the head's own split is left as it was."""
+    head = inferencer.model.panoptic_fusion_head
+    own_split, saved_cfg = (head.num_things_classes, head.num_stuff_classes), copy.deepcopy(head.test_cfg)
+    head.test_cfg.update(object_mask_thr=0.0, iou_thr=0.0, mask_thr=0.0, fg_only_label=True)  # random model: keep all
+    try:
+        reqs = [dict(img=images[1], task='genseg', categories=CATEGORIES, stuff=stuff, answer='<SEG>.')
+                for stuff in ([], ['sky'], CATEGORIES)]
+        batched = inferencer(reqs, batch_size=3)['predictions']
+        single = [inferencer(r)['predictions'][0] for r in reqs]
+    finally:
+        head.test_cfg = saved_cfg
+    assert (head.num_things_classes, head.num_stuff_classes) == own_split
+    for a, b in zip(batched, single):
+        assert a['segments_info'] == b['segments_info'] and a['masks'] == b['masks']
+    none, sky, every = (p['segments_info'] for p in batched)
+    assert none and sky and every
+    assert all(s['isthing'] for s in none) and not any(s['isthing'] for s in every)
+    assert all(s['isthing'] == (CATEGORIES[s['label']] != 'sky') for s in sky)
+    labels = [s['label'] for s in every]
+    assert len(labels) == len(set(labels))  # stuff: one merged segment per class
+
+
 def test_cross_image_prompt_from_the_same_image_equals_single_image(inferencer, images):
     prompt = [dict(type='box', xyxy=(5, 5, 40, 30))]
     same = inferencer(dict(img=images[1], task='vgdseg', vprompts=prompt, answer='<SEG>.'))['predictions'][0]

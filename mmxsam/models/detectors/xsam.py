@@ -511,11 +511,14 @@ class XSAM(BaseDetector):
                 sample.pred_sem_seg = PixelData(sem_seg=torch.zeros(k, h, w, dtype=torch.uint8, device=device))
 
     def _add_generic_results(self, sample: DetDataSample, mask_cls: Tensor, mask_pred: Tensor) -> None:
+        """Panoptic / instance / semantic results of a genseg or ovseg sample; its metainfo
+        ``num_things_classes`` (when set, e.g. by the inferencer) is its own thing/stuff split."""
         cfg = self.panoptic_fusion_head.test_cfg
+        num_things = sample.metainfo.get('num_things_classes')
         if cfg.get('panoptic_on', True):
-            sample.pred_panoptic_seg = self.panoptic_fusion_head.panoptic_postprocess(mask_cls, mask_pred)
+            sample.pred_panoptic_seg = self.panoptic_fusion_head.panoptic_postprocess(mask_cls, mask_pred, num_things)
         if cfg.get('instance_on', False):
-            sample.pred_instances = self.panoptic_fusion_head.instance_postprocess(mask_cls, mask_pred)
+            sample.pred_instances = self.panoptic_fusion_head.instance_postprocess(mask_cls, mask_pred, num_things)
         if cfg.get('semantic_on', False):
             sample.pred_sem_seg = self.panoptic_fusion_head.semantic_postprocess(mask_cls, mask_pred)
 

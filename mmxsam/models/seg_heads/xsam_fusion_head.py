@@ -1,5 +1,5 @@
 """Panoptic / instance / semantic post-processing of Mask2Former-style outputs, with X-SAM's rules."""
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -105,21 +105,28 @@ class XSAMFusionHead(MaskFormerFusionHead):
             loss_panoptic=loss_panoptic,
             init_cfg=init_cfg)
 
-    def panoptic_postprocess(self, mask_cls: Tensor, mask_pred: Tensor) -> PixelData:
+    def panoptic_postprocess(self, mask_cls: Tensor, mask_pred: Tensor,
+                             num_things_classes: Optional[int] = None) -> PixelData:
         """Panoptic inference for one image.
 
         Args:
-            mask_cls (Tensor): class logits (Q, C + 1), background last.
+            mask_cls (Tensor): class logits (Q, C + 1), background last. C is the image's class count
+                (the head's ``num_classes`` for a closed set; the prompted categories for X-SAM).
             mask_pred (Tensor): mask logits (Q, H, W).
+            num_things_classes (int, optional): classes ``[0, num_things_classes)`` are things, the rest
+                stuff (one merged segment per class). Defaults to the head's ``num_things_classes``; a sample
+                carries its own in its metainfo when its categories are its own (open vocabulary, inferencer).
 
         Returns:
             PixelData: ``sem_seg`` (1, H, W) int32 with
             ``segment_id = class + instance_id * INSTANCE_OFFSET``; stuff has
-            instance id 0, VOID is ``C`` (``self.num_classes``). Its metainfo
+            instance id 0, VOID is ``C`` (metainfo ``ignore_index``, which mmdet's
+            ``CocoPanopticMetric`` reads). Its metainfo
             ``segment_scores`` maps each segment id to the class probability of
             the query that made it (the best one for a merged stuff segment).
         """
         cfg = self.test_cfg
+        num_things = self.num_things_classes if num_things_classes is None else num_things_classes
         object_mask_thr = cfg.get('object_mask_thr', 0.8)
         iou_thr = cfg.get('iou_thr', 0.8)
         mask_thr = cfg.get('mask_thr', 0.5)
@@ -135,7 +142,7 @@ class XSAMFusionHead(MaskFormerFusionHead):
             scores, labels = cls_prob.max(-1)
         mask_prob = mask_pred.sigmoid()  # (Q, H, W)
 
-        background = mask_cls.shape[-1] - 1  # == self.num_classes for a closed-set head
+        background = mask_cls.shape[-1] - 1  # C: == self.num_classes for a closed-set head; also VOID
         keep = labels.ne(background) & (scores > object_mask_thr)
         cur_scores = scores[keep]  # (K,)
         cur_classes = labels[keep]  # (K,)
@@ -144,10 +151,11 @@ class XSAMFusionHead(MaskFormerFusionHead):
         area_probs = cur_prob_masks if score_weighted_area else cur_masks
 
         h, w = mask_pred.shape[-2:]
-        panoptic_seg = torch.full((h, w), self.num_classes, dtype=torch.int32, device=mask_pred.device)
+        panoptic_seg = torch.full((h, w), background, dtype=torch.int32, device=mask_pred.device)
         segment_scores = {}
         if cur_masks.shape[0] == 0:  # nothing kept: all VOID
-            return PixelData(sem_seg=panoptic_seg[None], metainfo=dict(segment_scores=segment_scores))
+            return PixelData(sem_seg=panoptic_seg[None],
+                             metainfo=dict(segment_scores=segment_scores, ignore_index=background))
 
         cur_mask_ids = cur_prob_masks.argmax(0)  # (H, W) winning kept query per pixel
         instance_id = 1
@@ -163,14 +171,15 @@ class XSAMFusionHead(MaskFormerFusionHead):
             ratio = mask_area / original_area
             if (ratio <= iou_thr) if strict_iou_thr else (ratio < iou_thr):
                 continue  # mostly covered by higher-scored queries
-            if pred_class < self.num_things_classes:
+            if pred_class < num_things:
                 segment_id = pred_class + instance_id * INSTANCE_OFFSET
                 instance_id += 1
             else:  # stuff: every segment of a class shares instance id 0 (merged)
                 segment_id = pred_class
             panoptic_seg[mask] = segment_id
             segment_scores[segment_id] = max(segment_scores.get(segment_id, 0.0), float(cur_scores[k]))
-        return PixelData(sem_seg=panoptic_seg[None], metainfo=dict(segment_scores=segment_scores))
+        return PixelData(sem_seg=panoptic_seg[None],
+                         metainfo=dict(segment_scores=segment_scores, ignore_index=background))
 
     def semantic_postprocess(self, mask_cls: Tensor, mask_pred: Tensor) -> PixelData:
         """Mask2Former semantic inference for one image (reference §5 "Semantic").
@@ -191,7 +200,8 @@ class XSAMFusionHead(MaskFormerFusionHead):
         sem_prob = torch.einsum('qc,qhw->chw', cls_prob, mask_prob)  # (C, H, W)
         return PixelData(sem_seg=sem_prob.argmax(0)[None])  # (1, H, W)
 
-    def instance_postprocess(self, mask_cls: Tensor, mask_pred: Tensor) -> InstanceData:
+    def instance_postprocess(self, mask_cls: Tensor, mask_pred: Tensor,
+                             num_things_classes: Optional[int] = None) -> InstanceData:
         """Instance inference for one image (reference §5 "Instance").
 
         Top-k (query, class) pairs of the flattened foreground softmax (Q * C,);
@@ -201,6 +211,8 @@ class XSAMFusionHead(MaskFormerFusionHead):
         Args:
             mask_cls (Tensor): class logits (Q, C + 1), background last.
             mask_pred (Tensor): mask logits (Q, H, W).
+            num_things_classes (int, optional): as :meth:`panoptic_postprocess` (``instance_things_only``
+                keeps classes below it). Defaults to the head's.
 
         Returns:
             InstanceData: ``masks`` (N, H, W) bool, ``labels`` (N,) int64,
@@ -223,7 +235,8 @@ class XSAMFusionHead(MaskFormerFusionHead):
         mask_pred = mask_pred[top_indices // num_classes]  # (k, H, W)
 
         if things_only:
-            is_thing = labels_per_image < self.num_things_classes
+            is_thing = labels_per_image < (self.num_things_classes if num_things_classes is None
+                                           else num_things_classes)
             scores_per_image = scores_per_image[is_thing]
             labels_per_image = labels_per_image[is_thing]
             mask_pred = mask_pred[is_thing]
@@ -345,7 +358,8 @@ class XSAMFusionHead(MaskFormerFusionHead):
             mask_cls_results (Tensor): class logits (B, Q, C + 1).
             mask_pred_results (Tensor): mask logits (B, Q, h, w), usually already
                 upsampled to ``batch_input_shape`` by the head.
-            batch_data_samples (list[DetDataSample]): for ``img_shape``/``ori_shape``.
+            batch_data_samples (list[DetDataSample]): for ``img_shape``/``ori_shape`` and, when a sample has
+                its own thing/stuff split, ``num_things_classes``.
             rescale (bool): resize to the original image size. Defaults to False.
             **kwargs: ignored (mmdet's signature).
 
@@ -362,11 +376,12 @@ class XSAMFusionHead(MaskFormerFusionHead):
         for mask_cls, mask_pred, data_sample in zip(mask_cls_results, mask_pred_results, batch_data_samples):
             mask_cls = mask_cls.float()  # (Q, C + 1)
             mask_pred = self.crop_to_image(mask_pred, data_sample.metainfo, rescale)
+            num_things = data_sample.metainfo.get('num_things_classes')
             result: Dict[str, object] = dict()
             if panoptic_on:
-                result['pan_results'] = self.panoptic_postprocess(mask_cls, mask_pred)
+                result['pan_results'] = self.panoptic_postprocess(mask_cls, mask_pred, num_things)
             if instance_on:
-                result['ins_results'] = self.instance_postprocess(mask_cls, mask_pred)
+                result['ins_results'] = self.instance_postprocess(mask_cls, mask_pred, num_things)
             if semantic_on:
                 result['sem_results'] = self.semantic_postprocess(mask_cls, mask_pred)
             results.append(result)

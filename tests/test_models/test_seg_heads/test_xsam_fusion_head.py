@@ -82,6 +82,37 @@ def test_panoptic_things_and_stuff(cfg):
     assert scores[2] == pytest.approx(float(probs[2:4, 2].max()))
 
 
+def test_panoptic_per_image_split_and_class_count():
+    """A sample's own thing/stuff split (open vocabulary, inferencer) and its own class count (VOID = C)."""
+    h, w = 2, 6
+    cls = cls_logits([0.95, 0.02, 0.02, 0.01], [0.90, 0.04, 0.04, 0.02], [0.04, 0.03, 0.03, 0.90])
+    masks = torch.stack([on(h, w, slice(None), slice(0, 3)), on(h, w, slice(None), slice(3, 6)),
+                         on(h, w, slice(None), slice(None))])
+    fusion = head(**XSAM_PANOPTIC)
+    things = np.array([[0 + 1 * OFF] * 3 + [0 + 2 * OFF] * 3] * h)
+    np.testing.assert_array_equal(pan(fusion, cls, list(masks)), things)  # the head's split: class 0 is a thing
+    out = fusion.panoptic_postprocess(cls, masks, num_things_classes=0)  # all stuff: one merged segment
+    np.testing.assert_array_equal(out.sem_seg[0].numpy(), np.zeros((h, w)))
+    assert fusion.num_things_classes == NUM_THINGS  # the head is not changed
+    # 5 prompted classes (more than the head's 3): labels 3 and 4 are classes, VOID is 5
+    cls5 = cls_logits([0.01, 0.01, 0.01, 0.95, 0.01, 0.01], [0.01, 0.01, 0.01, 0.01, 0.95, 0.01])
+    out = fusion.panoptic_postprocess(cls5, masks[:2], num_things_classes=4)
+    np.testing.assert_array_equal(out.sem_seg[0].numpy(), np.array([[3 + OFF] * 3 + [4] * 3] * h))
+    assert out.ignore_index == 5
+    void = fusion.panoptic_postprocess(cls_logits([0.01] * 5 + [0.95]), masks[:1], num_things_classes=4)
+    np.testing.assert_array_equal(void.sem_seg[0].numpy(), np.full((h, w), 5))
+    assert void.ignore_index == 5  # mmdet's CocoPanopticMetric reads VOID from here
+    # predict reads the split from each sample's metainfo
+    samples = [DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w))),
+               DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), num_things_classes=0))]
+    res = fusion.predict(torch.stack([cls, cls]), torch.stack([masks, masks]), samples)
+    np.testing.assert_array_equal(res[0]['pan_results'].sem_seg[0].numpy(), things)
+    np.testing.assert_array_equal(res[1]['pan_results'].sem_seg[0].numpy(), np.zeros((h, w)))
+    # instance results: things only by default, with the sample's split
+    assert len(fusion.instance_postprocess(cls, masks, num_things_classes=0)) == 0
+    assert len(fusion.instance_postprocess(cls, masks)) > 0
+
+
 @pytest.mark.parametrize('cfg', [dict(), XSAM_PANOPTIC], ids=['mmdet', 'xsam'])
 def test_panoptic_overlap_threshold(cfg):
     # q1 (6 px) keeps only 4 px after q0 (higher score) takes cols 4-5: ratio 4/6 < 0.8 -> dropped
