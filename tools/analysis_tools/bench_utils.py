@@ -164,9 +164,11 @@ def _check_option(cfg: Mapping, key: str) -> None:
     raise CommandLineError(f'--cfg-options: unknown config key {key!r} ({why})')
 
 
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+def load_config(path: str, cfg_options: Optional[dict] = None, data_root: Optional[str] = None,
+                tokenizer: Optional[str] = None) -> Config:
     """``Config.fromfile`` plus ``--cfg-options`` whose keys must exist (or be arguments of their dict's
-    registered ``type``): a typo is an error, not a silently added key."""
+    registered ``type``): a typo is an error, not a silently added key. Then the tools' ``--data-root``
+    (:func:`override_data_root`) and ``--tokenizer`` (a folder, :func:`override_tokenizer`) when given."""
     if not osp.isfile(path):
         raise CommandLineError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
@@ -174,6 +176,12 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         _check_option(cfg._cfg_dict, key)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    if data_root:
+        override_data_root(cfg, data_root)
+    if tokenizer:
+        if not osp.isdir(tokenizer):
+            raise CommandLineError(f'--tokenizer: folder not found: {tokenizer}')
+        override_tokenizer(cfg, tokenizer)
     return cfg
 
 

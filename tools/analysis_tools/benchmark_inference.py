@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from bench_utils import (CommandLineError, add_cfg_options, load_config, markdown_table,  # noqa: E402
-                         override_tokenizer, run_tool)
+                         run_tool)
 from benchmark_train_step import Clock, check_device  # noqa: E402
 
 TASKS = ('imgconv', 'genseg', 'ovseg', 'refseg', 'reaseg', 'gcgseg', 'vgdseg', 'intseg')
@@ -100,11 +100,7 @@ def answer_tokens(model, text: str) -> int:
 
 def run(args) -> dict:
     from mmxsam.apis import inference_xsam, init_xsam
-    cfg = load_config(args.config, args.cfg_options)
-    if args.tokenizer:
-        if not osp.isdir(args.tokenizer):
-            raise CommandLineError(f'--tokenizer: folder not found: {args.tokenizer}')
-        override_tokenizer(cfg, args.tokenizer)
+    cfg = load_config(args.config, args.cfg_options, tokenizer=args.tokenizer)
     torch.manual_seed(args.seed)
     try:
         model = init_xsam(cfg, args.checkpoint, device=args.device)

@@ -61,7 +61,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from bench_utils import (CommandLineError, add_cfg_options, count_params, human_bytes, load_config,  # noqa: E402
-                         markdown_table, override_data_root, override_tokenizer, run_tool)
+                         markdown_table, run_tool)
 
 # component -> group in the summary table
 GROUPS = {
@@ -406,13 +406,7 @@ def build(args):
     from mmengine.runner import Runner
 
     import mmxsam  # noqa: F401
-    cfg = load_config(args.config, args.cfg_options)
-    if args.data_root:
-        override_data_root(cfg, args.data_root)
-    if args.tokenizer:
-        if not osp.isdir(args.tokenizer):
-            raise CommandLineError(f'--tokenizer: folder not found: {args.tokenizer}')
-        override_tokenizer(cfg, args.tokenizer)
+    cfg = load_config(args.config, args.cfg_options, data_root=args.data_root, tokenizer=args.tokenizer)
     for tok in _missing_tokenizers(cfg):
         raise CommandLineError(f'tokenizer {tok!r} not found (python tools/misc/build_tiny_tokenizer.py '
                                'data/shapes --out data/shapes/tokenizer, or --tokenizer FOLDER)')

@@ -55,8 +55,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from bench_utils import (CommandLineError, add_cfg_options, count_params, human_bytes, load_config,  # noqa: E402
-                         markdown_table, override_data_root, override_tokenizer, resolve_hub_models,
-                         run_tool, top_level_params)
+                         markdown_table, resolve_hub_models, run_tool, top_level_params)
 
 TASKS = ('imgconv', 'genseg', 'ovseg', 'refseg', 'reaseg', 'gcgseg', 'vgdseg', 'intseg')
 CP_MODES = ('none', 'config', 'full')
@@ -532,13 +531,7 @@ def measure_text_lengths(cfg, samples_per_task: int, notes: List[str]) -> Dict[s
 
 # --------------------------------------------------------------------------------------------- main
 def plan(args) -> dict:
-    cfg = load_config(args.config, args.cfg_options)
-    if args.data_root:
-        override_data_root(cfg, args.data_root)
-    if args.tokenizer:
-        if not osp.isdir(args.tokenizer):
-            raise CommandLineError(f'--tokenizer: folder not found: {args.tokenizer}')
-        override_tokenizer(cfg, args.tokenizer)
+    cfg = load_config(args.config, args.cfg_options, data_root=args.data_root, tokenizer=args.tokenizer)
     notes: List[str] = []
     micro = args.micro_batch or int(cfg.get('train_dataloader', {}).get('batch_size', 1))
     model = build_on_meta(cfg, notes)
