@@ -25,6 +25,8 @@ from typing import Dict, Optional
 
 import torch
 
+from .state_dict_dtype import cast_floating
+
 SCHEME = 'deepspeed://'
 MODEL_STATES = ('mp_rank_00_model_states.pt', 'zero_pp_rank_0_mp_rank_00_model_states.pt')  # ZeRO-1/2, ZeRO-3
 
@@ -74,8 +76,7 @@ def load_deepspeed_checkpoint(path: str, exclude_frozen_parameters: bool = False
     parent, tag = osp.split(path)
     state_dict = get_fp32_state_dict_from_zero_checkpoint(parent, tag=tag,
                                                           exclude_frozen_parameters=exclude_frozen_parameters)
-    if dtype is not None:
-        state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+    state_dict = cast_floating(state_dict, dtype)
     meta = dict(model_states.get('meta', {}))
     meta.update(converted_from=path, deepspeed_version=model_states.get('ds_version'),
                 zero_stage=model_states.get('ds_config', {}).get('zero_optimization', {}).get('stage'),

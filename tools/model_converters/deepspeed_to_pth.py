@@ -15,18 +15,17 @@ import os
 import os.path as osp
 import sys
 
-import torch
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-DTYPES = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16)
+from mmxsam.utils.state_dict_dtype import CHECKPOINT_DTYPES  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='DeepSpeed checkpoint folder (work_dir/iter_N.pth)')
     parser.add_argument('dst', help='output .pth file')
-    parser.add_argument('--dtype', choices=sorted(DTYPES), default='fp32', help='floating-point type of OUT')
+    parser.add_argument('--dtype', choices=sorted(CHECKPOINT_DTYPES), default='fp32',
+                        help='floating-point type of OUT')
     parser.add_argument('--exclude-frozen', action='store_true', help='leave out parameters that did not train')
     parser.add_argument('--trainable-only', metavar='CONFIG',
                         help='keep only the parameters that train in this config (built on the meta device)')
@@ -40,7 +39,7 @@ def main(argv=None):
 
     from mmxsam.utils.deepspeed_checkpoint import load_deepspeed_checkpoint
     checkpoint = load_deepspeed_checkpoint(args.src, exclude_frozen_parameters=args.exclude_frozen,
-                                           dtype=DTYPES[args.dtype])
+                                           dtype=CHECKPOINT_DTYPES[args.dtype])
     if args.trainable_only:
         from mmxsam.utils.trainable import select_trainable, trainable_parameter_names
         names = trainable_parameter_names(args.trainable_only)

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-DTYPES = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16)
+from mmxsam.utils.state_dict_dtype import CHECKPOINT_DTYPES, cast_floating  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -25,7 +25,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config whose trainable parameters are kept')
     parser.add_argument('checkpoint', help='.pth file, DeepSpeed folder or last://WORK_DIR')
     parser.add_argument('out', help='output .pth file')
-    parser.add_argument('--dtype', choices=sorted(DTYPES), help='cast floating-point tensors (default: keep)')
+    parser.add_argument('--dtype', choices=sorted(CHECKPOINT_DTYPES),
+                        help='cast floating-point tensors (default: keep)')
     return parser.parse_args(argv)
 
 
@@ -49,8 +50,7 @@ def main(argv=None):
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ValueError(f'{args.checkpoint} holds no state dict of tensors')
     kept, dropped = select_trainable(state_dict, trainable_parameter_names(args.config), args.config)
-    if args.dtype:
-        kept = {k: v.to(DTYPES[args.dtype]) if v.is_floating_point() else v for k, v in kept.items()}
+    kept = cast_floating(kept, CHECKPOINT_DTYPES.get(args.dtype))
     meta = dict(checkpoint.get('meta', {}) or {})
     meta.update(trainable_only=args.config, exported_from=args.checkpoint, num_dropped=len(dropped))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
